@@ -1,0 +1,12 @@
+"""Celery beat's schedule. Beat only selects what is due and fans it out; the work is in tasks."""
+from __future__ import annotations
+
+
+def schedule(cfg) -> dict:
+    return {
+        "sweep": {
+            "task": "invoicer.beat.sweep",
+            "schedule": cfg.sweep_interval,
+            "options": {"queue": "beat", "expires": cfg.sweep_interval},
+        },
+    }

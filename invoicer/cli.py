@@ -1,0 +1,178 @@
+"""`invoicer`: demo, serve, worker, beat, send, status, dlq, db, providers."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .config import ConfigError
+
+
+def _serve(args) -> int:
+    import uvicorn
+
+    from .ingress import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level,
+                workers=1, access_log=False)
+    return 0
+
+
+def _worker(args) -> int:
+    from .tasks import QUEUES, app
+
+    argv = ["worker", "-Q", args.queues or ",".join(q for q in QUEUES), "-c", str(args.concurrency),
+            "-P", args.pool, "-l", args.log_level, "--without-gossip", "--without-mingle"]
+    if args.hostname:
+        argv += ["-n", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def _beat(args) -> int:
+    from .config import settings
+    from .tasks import app
+
+    settings().var_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "-l", args.log_level, "-s", str(settings().var_dir / "celerybeat-schedule")])
+    return 0
+
+
+def _send(args) -> int:
+    from .sender import send_file
+
+    return send_file(args.file, args.url, secret=os.environ.get(args.secret_env) if args.secret_env else None,
+                     concurrency=args.concurrency)
+
+
+def _status(args) -> int:
+    from .status import job_status
+
+    status = job_status(args.tenant, args.job_id)
+    if status is None:
+        print(f"no job {args.job_id!r} for tenant {args.tenant!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2, default=str, ensure_ascii=False))
+    return 0
+
+
+def _dlq(args) -> int:
+    from . import pipeline
+
+    if args.action == "list":
+        rows = pipeline.dead_letters(args.tenant)
+        if not rows:
+            print("no dead letters")
+        for r in rows:
+            print(f"{r['id']:>8}  {r['tenant']:<20} job {r['job_id']:<14} {r['number']:<14} {r['kind']:<8} "
+                  f"{r['target']:<12} attempts {r['attempts']}  {r['last_error']}")
+        return 0
+    from .tasks import enqueue
+
+    status = 0
+    for delivery_id in args.ids:
+        kind = pipeline.retry_dead(delivery_id)
+        if kind is None:
+            print(f"{delivery_id}: not a dead letter", file=sys.stderr)
+            status = 1
+            continue
+        enqueue([(kind, delivery_id)])
+        print(f"{delivery_id}: re-enqueued")
+    return status
+
+
+def _db(args) -> int:
+    from .config import settings
+    from .migrate import upgrade
+
+    upgrade(settings().database_url)
+    print("database is at the latest schema")
+    return 0
+
+
+def _providers(args) -> int:
+    from .providers import registry
+
+    for slug, cls in registry.all_providers().items():
+        print(f"{slug:<16} {', '.join(sorted(cls.capabilities))}")
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import run
+
+    return run(count=args.count, events_file=args.events, workers=args.workers, port=args.port,
+               timeout=args.timeout)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="invoicer", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run ingress, workers and beat, push sample jobs through, print a summary")
+    d.add_argument("--count", type=int, default=300, help="sample events to generate (default 300)")
+    d.add_argument("--events", help="a JSONL file of events to send instead of generated ones")
+    d.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    d.add_argument("--port", type=int, default=0, help="ingress port (default: a free one)")
+    d.add_argument("--timeout", type=float, default=600, help="seconds to wait for every job")
+    d.set_defaults(func=_demo)
+
+    s = sub.add_parser("serve", help="run the HTTP ingress")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=_serve)
+
+    w = sub.add_parser("worker", help="run a Celery worker")
+    w.add_argument("--queues", help="comma-separated queues (default: all)")
+    w.add_argument("--concurrency", type=int, default=4)
+    w.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    w.add_argument("--hostname")
+    w.add_argument("--log-level", default="info")
+    w.set_defaults(func=_worker)
+
+    b = sub.add_parser("beat", help="run Celery beat (the sweep)")
+    b.add_argument("--log-level", default="info")
+    b.set_defaults(func=_beat)
+
+    se = sub.add_parser("send", help="post the events of a JSONL file to an ingress, signed")
+    se.add_argument("file")
+    se.add_argument("--url", default="http://127.0.0.1:8000")
+    se.add_argument("--secret-env", help="environment variable holding the whsec_ signing secret")
+    se.add_argument("--concurrency", type=int, default=8)
+    se.set_defaults(func=_send)
+
+    st = sub.add_parser("status", help="print a job's state")
+    st.add_argument("tenant")
+    st.add_argument("job_id")
+    st.set_defaults(func=_status)
+
+    q = sub.add_parser("dlq", help="dead letters: list, retry")
+    q.add_argument("action", choices=["list", "retry"])
+    q.add_argument("ids", nargs="*", type=int, help="delivery ids (retry)")
+    q.add_argument("--tenant")
+    q.set_defaults(func=_dlq)
+
+    m = sub.add_parser("db", help="database schema")
+    m.add_argument("action", choices=["upgrade"])
+    m.set_defaults(func=_db)
+
+    pr = sub.add_parser("providers", help="list registered platforms and channels with their capabilities")
+    pr.set_defaults(func=_providers)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "dlq" and args.action == "retry" and not args.ids:
+        parser().error("dlq retry needs one or more delivery ids")
+    try:
+        return args.func(args) or 0
+    except ConfigError as exc:
+        print(f"invoicer: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Settings from the environment (pydantic-settings) and the tenants file (YAML).
+
+Secrets never live in the tenants file: it names environment variables (`secret_env`).
+A bad configuration fails at start with a message that names the key.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INVOICER_", extra="ignore")
+
+    database_url: str = "sqlite:///var/invoicer.sqlite3"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    config: str | None = None  # path of the tenants file; None = the built-in demo tenants
+    var_dir: Path = Path("var")
+    secret_key: str | None = None  # signs document links; required outside the demo
+    public_url: str = "http://127.0.0.1:8000"
+    visibility_timeout: int = 600  # seconds; longer than any task's hard limit
+    task_time_limit: int = 120
+    max_attempts: int = 8
+    retry_base: float = 2.0  # seconds; backoff base for retries
+    retry_cap: float = 300.0  # no retry waits longer (must stay below visibility_timeout)
+    sweep_interval: float = 15.0  # seconds between beat sweeps
+    sweep_grace: float = 60.0  # a step idle this long is re-driven by the sweep
+    max_body_bytes: int = 256 * 1024
+    api_token: str | None = None  # when set, GET /v1/jobs/... needs "Authorization: Bearer <token>"
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    secret_env: str | None = None
+    unsigned: bool = False
+
+    @model_validator(mode="after")
+    def _one(self):
+        if bool(self.secret_env) == self.unsigned:
+            raise ValueError("give exactly one of secret_env or unsigned: true")
+        return self
+
+    def secret(self) -> str | None:
+        if self.unsigned:
+            return None
+        value = os.environ.get(self.secret_env or "")
+        if not value:
+            raise ConfigError(f"environment variable {self.secret_env} (a webhook secret) is not set")
+        return value
+
+
+class Platform(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    provider: str  # registry slug
+
+
+class Numbering(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefix: str = "INV-"
+    start: int = 1
+    width: int = Field(6, ge=1, le=12)
+
+
+class Branding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$")
+    footer: str | None = None
+
+
+class Channels(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer: list[Literal["email", "sms"]] = ["email", "sms"]
+    finance_emails: list[str] = []
+    email: str = "local"  # provider slug that sends email
+    sms: str = "local"
+
+
+class Tenant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    address: list[str] = []
+    tax_id: str | None = None
+    locale: str = "en_US"
+    trigger: Literal["first", "signed"] = "first"
+    platforms: dict[str, Platform]
+    channels: Channels = Channels()
+    numbering: Numbering = Numbering()
+    branding: Branding = Branding()
+    sources: dict[str, Source]
+
+    @field_validator("platforms")
+    @classmethod
+    def _some(cls, v):
+        if not v:
+            raise ValueError("a tenant needs at least one platform")
+        return v
+
+    def source(self, name: str) -> Source | None:
+        return self.sources.get(name) or self.sources.get("*")
+
+
+class TenantsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenants: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")], Tenant]
+
+
+def _describe(err: ValidationError, origin: str) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{origin}: {key}: {e['msg']}")
+    return "\n".join(parts)
+
+
+def load_tenants(path: str | None) -> dict[str, Tenant]:
+    if path:
+        origin = path
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"INVOICER_CONFIG: cannot read {path}: {exc.strerror}") from None
+    else:
+        origin = "built-in tenants.yaml"
+        text = resources.files("invoicer").joinpath("tenants.yaml").read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    try:
+        tenants = TenantsFile.model_validate(raw).tenants
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+    from .providers import registry
+
+    for slug, tenant in tenants.items():
+        for name, platform in tenant.platforms.items():
+            if not registry.has(platform.provider, "create_invoice"):
+                raise ConfigError(f"{origin}: tenants.{slug}.platforms.{name}.provider: "
+                                  f"no invoice platform named {platform.provider!r}")
+        for kind in ("email", "sms"):
+            provider = getattr(tenant.channels, kind)
+            if not registry.has(provider, f"send_{kind}"):
+                raise ConfigError(f"{origin}: tenants.{slug}.channels.{kind}: no {kind} channel named {provider!r}")
+        for name, source in tenant.sources.items():
+            if source.secret_env and not os.environ.get(source.secret_env):
+                raise ConfigError(f"{origin}: tenants.{slug}.sources.{name}.secret_env: "
+                                  f"environment variable {source.secret_env} is not set")
+    return tenants
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "environment (INVOICER_*)")) from None
+
+
+@lru_cache(maxsize=1)
+def tenants() -> dict[str, Tenant]:
+    return load_tenants(settings().config)
+
+
+def reset() -> None:
+    """Forget cached settings (tests and the CLI change the environment)."""
+    settings.cache_clear()
+    tenants.cache_clear()

@@ -1,0 +1,196 @@
+"""The thin HTTP ingress: verify, validate, persist, enqueue. Nothing else happens here."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from standardwebhooks import Webhook
+from starlette.concurrency import run_in_threadpool
+
+from . import __version__, db, documents
+from .config import ConfigError, settings, tenants
+from .models import Event
+from .status import job_status
+from .store import insert_ignore
+
+log = logging.getLogger("invoicer.ingress")
+_FIELD_IN_MSG = re.compile(r"^([a-z_][a-z_0-9.]*): (.*)$", re.S)
+
+
+def _error(status: int, error: str, detail, headers=None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def _fields(exc: ValidationError) -> list[dict]:
+    out = []
+    for e in exc.errors(include_url=False):
+        loc = [str(p) for p in e["loc"]]
+        msg = e["msg"].removeprefix("Value error, ")
+        m = _FIELD_IN_MSG.match(msg)
+        if m:  # a model-level rule names the field it is about
+            loc.append(m.group(1))
+            msg = m.group(2)
+        out.append({"field": ".".join(loc) or "body", "reason": msg})
+    return out
+
+
+def persist(tenant: str, source: str, event: Event, body: str) -> tuple[int, bool]:
+    """Store the event under its (tenant, source, id); (row id, duplicate)."""
+    with db.engine().begin() as conn:
+        pk = insert_ignore(conn, db.events, {
+            "tenant": tenant, "source": source, "event_id": event.id, "type": event.type,
+            "job_id": event.job.id, "body": body, "status": "accepted", "received_at": db.utcnow()},
+            ["tenant", "source", "event_id"])
+        if pk is not None:
+            return pk, False
+        pk = conn.execute(select(db.events.c.id).where(
+            db.events.c.tenant == tenant, db.events.c.source == source,
+            db.events.c.event_id == event.id)).scalar_one()
+        return pk, True
+
+
+def publish(event_pk: int) -> bool:
+    from .tasks.pipeline import process_event
+
+    try:
+        process_event.apply_async((event_pk,))
+        return True
+    except Exception as exc:  # the event is stored: the beat sweep enqueues it when the broker is back
+        log.warning("broker unavailable, event %s left for the sweep: %s", event_pk, type(exc).__name__)
+        return False
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app() -> FastAPI:
+    cfg = settings()
+    tenants()  # a bad tenants file fails here, at start, naming the key
+    app = FastAPI(title="invoicer ingress", version=__version__,
+                  description="Accepts job events (contract v1) and reports each job's state.")
+
+    @app.post("/v1/events", status_code=202, responses={
+        200: {"description": "a duplicate of an accepted event; nothing new is enqueued"},
+        401: {"description": "bad, missing or stale Standard Webhooks signature"},
+        413: {"description": "body over 256 KiB"}, 415: {"description": "not application/json"},
+        422: {"description": "each bad field and why"}, 503: {"description": "database down: retry later"}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": Event.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+    async def post_event(request: Request):
+        body = await _read_body(request, cfg.max_body_bytes)
+        if body is None:
+            return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json" and not ctype.endswith("+json"):
+            return _error(415, "unsupported_media_type", "send the event as application/json")
+        try:
+            text_body = body.decode("utf-8")
+            raw = json.loads(text_body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(422, "invalid_json", [{"field": "body", "reason": f"not valid UTF-8 JSON: {exc}"}])
+        if not isinstance(raw, dict):
+            return _error(422, "validation_failed", [{"field": "body", "reason": "must be a JSON object"}])
+        tenant_slug, source_name = raw.get("tenant"), raw.get("source")
+        if not isinstance(tenant_slug, str) or not isinstance(source_name, str):
+            missing = [f for f in ("tenant", "source") if not isinstance(raw.get(f), str)]
+            return _error(422, "validation_failed", [{"field": f, "reason": "a string is required"} for f in missing])
+        tenant = tenants().get(tenant_slug)
+        if tenant is None:
+            return _error(422, "validation_failed", [{"field": "tenant", "reason": "no such tenant is configured"}])
+        source = tenant.source(source_name)
+        if source is None:
+            return _error(401, "unauthorized", f"source {source_name!r} is not configured for this tenant")
+        if not source.unsigned:
+            try:
+                Webhook(source.secret()).verify(text_body, dict(request.headers), json_parse=False)
+            except ConfigError:
+                return _error(503, "misconfigured", "the source's secret is not available", {"Retry-After": "30"})
+            except Exception:  # wrong, missing, malformed or stale: one answer, no oracle
+                return _error(401, "bad_signature", "missing, invalid or stale webhook signature")
+        try:
+            event = Event.model_validate(raw)
+        except ValidationError as exc:
+            return _error(422, "validation_failed", _fields(exc))
+        try:
+            pk, duplicate = await run_in_threadpool(persist, tenant_slug, source_name, event, text_body)
+        except DBAPIError as exc:
+            log.error("database unavailable: %s", type(exc).__name__)
+            return _error(503, "unavailable", "the event store is unavailable; retry later", {"Retry-After": "5"})
+        answer = {"event_id": event.id, "job_id": event.job.id,
+                  "status_url": f"/v1/jobs/{tenant_slug}/{event.job.id}"}
+        if duplicate:
+            return JSONResponse({**answer, "duplicate": True}, status_code=200)
+        await run_in_threadpool(publish, pk)
+        return JSONResponse(answer, status_code=202)
+
+    @app.get("/v1/jobs/{tenant}/{job_id}")
+    async def get_job(tenant: str, job_id: str, request: Request):
+        if cfg.api_token and request.headers.get("authorization") != f"Bearer {cfg.api_token}":
+            return _error(401, "unauthorized", "a bearer token is required")
+        status = await run_in_threadpool(job_status, tenant, job_id)
+        if status is None:
+            return _error(404, "not_found", "no such job")
+        return status
+
+    @app.get("/v1/documents/{delivery_id}")
+    async def get_document(delivery_id: int, expires: int, sig: str):
+        if not cfg.secret_key or not documents.check_link(cfg.secret_key, delivery_id, expires, sig):
+            return _error(403, "forbidden", "the link is invalid or has expired")
+
+        def load():
+            with db.engine().connect() as conn:
+                row = conn.execute(select(db.deliveries.c.detail).where(
+                    db.deliveries.c.id == delivery_id, db.deliveries.c.kind == "pdf",
+                    db.deliveries.c.status == "done")).first()
+            return documents.LocalStorage(cfg.var_dir / "invoices").get(row.detail["path"]) if row else None
+
+        data = await run_in_threadpool(load)
+        if data is None:
+            return _error(404, "not_found", "no such document")
+        return Response(data, media_type="application/pdf")
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"ok": True}
+
+    @app.get("/readyz")
+    async def readyz():
+        def check():
+            out = {}
+            try:
+                with db.engine().connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                out["database"] = "ok"
+            except Exception as exc:
+                out["database"] = type(exc).__name__
+            try:
+                from .tasks import app as celery_app
+
+                with celery_app.connection_for_write() as conn:
+                    conn.ensure_connection(max_retries=1, timeout=2)
+                out["broker"] = "ok"
+            except Exception as exc:
+                out["broker"] = type(exc).__name__
+            return out
+
+        out = await run_in_threadpool(check)
+        ok = all(v == "ok" for v in out.values())
+        return JSONResponse({"ready": ok, **out}, status_code=200 if ok else 503)
+
+    return app

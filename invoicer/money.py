@@ -1,0 +1,110 @@
+"""Money rules of event contract v1: Decimal only, half-up to the currency's minor unit."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+import iso4217
+
+
+@lru_cache(maxsize=None)
+def minor_unit(currency: str) -> int:
+    """ISO 4217 minor unit (number of decimals) of a currency.
+
+    ValueError for an unknown code, and for codes ISO gives no minor unit (gold, SDR, test codes):
+    nobody invoices a furnace repair in those.
+    """
+    exponent = iso4217.Currency(currency).exponent  # ValueError for an unknown code
+    if exponent is None:
+        raise ValueError(f"{currency} has no minor unit")
+    return exponent
+
+
+def is_currency(code: str) -> bool:
+    try:
+        minor_unit(code)
+    except ValueError:
+        return False
+    return True
+
+
+def quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_unit(currency))
+
+
+def round_money(value: Decimal, currency: str) -> Decimal:
+    return value.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def fits_currency(value: Decimal, currency: str) -> bool:
+    """True when the amount has no more decimals than the currency allows."""
+    return round_money(value, currency) == value
+
+
+def to_minor(value: Decimal, currency: str) -> int:
+    """An amount in the currency's minor units (cents), for vendors that want integers."""
+    return int(round_money(value, currency).scaleb(minor_unit(currency)))
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str  # labor | material | fee
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    taxable: bool
+    sku: str | None = None
+
+
+@dataclass(frozen=True)
+class Discount:
+    description: str
+    amount: Decimal
+    percent: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    subtotal: Decimal
+    discount: Decimal
+    taxable_base: Decimal  # unrounded, for audit
+    tax: Decimal
+    total: Decimal
+
+
+def price(job) -> tuple[list[Line], list[Discount], Totals]:
+    """Apply the contract's four rules to a validated job (see ../shared/events/README.md).
+
+    1. every line rounded on its own; subtotal is their sum;
+    2. percent discounts rounded each, amount discounts as given, total capped at the subtotal;
+    3. the discount spreads over all lines pro rata, unrounded; tax = rate x taxable base, rounded once;
+    4. total = subtotal - discounts + tax.
+    """
+    cur = job.currency
+    lines: list[Line] = []
+    for item in job.labor:
+        lines.append(Line("labor", item.description, item.hours, item.rate,
+                          round_money(item.hours * item.rate, cur), item.taxable))
+    for item in job.materials:
+        lines.append(Line("material", item.description, item.quantity, item.unit_price,
+                          round_money(item.quantity * item.unit_price, cur), item.taxable, item.sku))
+    for item in job.fees:
+        lines.append(Line("fee", item.description, Decimal(1), item.amount,
+                          round_money(item.amount, cur), item.taxable))
+    subtotal = sum((line.amount for line in lines), Decimal(0))
+
+    discounts: list[Discount] = []
+    for d in job.discounts:
+        if d.percent is not None:
+            discounts.append(Discount(d.description, round_money(subtotal * d.percent / 100, cur), d.percent))
+        else:
+            discounts.append(Discount(d.description, round_money(d.amount, cur)))
+    discount = min(sum((d.amount for d in discounts), Decimal(0)), subtotal)
+
+    taxable = sum((line.amount for line in lines if line.taxable), Decimal(0))
+    base = taxable * (subtotal - discount) / subtotal if subtotal else Decimal(0)
+    tax = round_money(job.tax.rate * base, cur)
+    total = subtotal - discount + tax
+    return lines, discounts, Totals(subtotal, discount, base, tax, total)

@@ -1,0 +1,421 @@
+"""The pipeline's domain logic: event -> job -> invoice -> deliveries. No Celery here.
+
+Every function takes ids, reloads state, returns early when its work is done, and returns the ids of
+the deliveries to enqueue next; the caller enqueues them after the transaction has committed.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from . import db, documents, money, notify
+from .config import Tenant, settings, tenants
+from .errors import ProviderError
+from .models import Event
+from .providers import registry
+from .store import audit, idempotency_key, insert_ignore
+
+log = logging.getLogger("invoicer.pipeline")
+TERMINAL = ("done", "skipped")
+
+
+@dataclass
+class Ctx:
+    """What a provider may use: the engine (the local ledger), the var folder, the attempt number."""
+    engine: object
+    var_dir: Path
+    attempt: int = 1
+
+
+@dataclass
+class Outcome:
+    enqueue: list[tuple[str, int]] = field(default_factory=list)  # (kind, delivery id) to run next
+    retry_in: float | None = None  # run this delivery again after so many seconds
+
+
+# ---------------------------------------------------------------- events -> jobs -> invoices
+
+def process_event(event_pk: int) -> list[tuple[str, int]]:
+    """Apply one accepted event to its job; the platform deliveries to start, if it triggers invoicing."""
+    for _ in range(5):
+        try:
+            with db.engine().begin() as conn:
+                return _process(conn, event_pk)
+        except IntegrityError:  # a concurrent event of the same job made the row first: look again
+            time.sleep(random.uniform(0.01, 0.05))
+    raise RuntimeError(f"event {event_pk}: could not settle its job after 5 tries")
+
+
+def _process(conn: Connection, event_pk: int) -> list[int]:
+    ev = conn.execute(select(db.events).where(db.events.c.id == event_pk)).first()
+    if ev is None or ev.status != "accepted":
+        return []
+    tenant = tenants().get(ev.tenant)
+    done = update(db.events).where(db.events.c.id == event_pk).values(status="processed", processed_at=db.utcnow())
+    if tenant is None:
+        audit(conn, ev.tenant, "event_ignored_unknown_tenant", event_pk=event_pk)
+        conn.execute(done)
+        return []
+    event = Event.model_validate_json(ev.body)
+    created = insert_ignore(conn, db.jobs, {"tenant": ev.tenant, "job_id": ev.job_id, "state": "draft",
+                                            "event_pk": event_pk}, ["tenant", "job_id"])
+    job = conn.execute(select(db.jobs).where(db.jobs.c.tenant == ev.tenant, db.jobs.c.job_id == ev.job_id)
+                       .with_for_update()).first()
+    current_pk = job.event_pk
+    if created:
+        audit(conn, ev.tenant, "job_created", job_pk=job.id, event_pk=event_pk, type=event.type)
+    elif _is_newer(conn, event, job.event_pk):  # out-of-order delivery: the newest report of the job wins
+        conn.execute(update(db.jobs).where(db.jobs.c.id == job.id).values(event_pk=event_pk, updated_at=db.utcnow()))
+        current_pk = event_pk
+    conn.execute(done)
+    invoiced = conn.execute(select(db.invoices.c.id).where(db.invoices.c.job_pk == job.id)).first()
+
+    if event.type == "job.updated":
+        if invoiced:
+            conn.execute(update(db.jobs).where(db.jobs.c.id == job.id).values(needs_review=True))
+            audit(conn, ev.tenant, "updated_after_invoicing", job_pk=job.id, event_pk=event_pk,
+                  invoice_id=invoiced.id, note="flagged for review; the invoice was not changed")
+        else:
+            audit(conn, ev.tenant, "draft_updated", job_pk=job.id, event_pk=event_pk)
+        return []
+    if invoiced:
+        audit(conn, ev.tenant, "trigger_after_invoicing", job_pk=job.id, event_pk=event_pk, type=event.type)
+        return []
+    if event.type == "job.completed" and tenant.trigger == "signed":
+        conn.execute(update(db.jobs).where(db.jobs.c.id == job.id).values(state="awaiting_signature"))
+        audit(conn, ev.tenant, "awaiting_signature", job_pk=job.id, event_pk=event_pk)
+        return []
+    return _create_invoice(conn, tenant, ev.tenant, job.id, current_pk, trigger_pk=event_pk)
+
+
+def fail_event(event_pk: int, exc: Exception) -> None:
+    """An event that cannot be applied (a bug, or data the code cannot handle) stops here, visibly."""
+    with db.engine().begin() as conn:
+        ev = conn.execute(select(db.events.c.tenant).where(db.events.c.id == event_pk)).first()
+        conn.execute(update(db.events).where(db.events.c.id == event_pk, db.events.c.status == "accepted")
+                     .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:500]))
+        if ev:
+            audit(conn, ev.tenant, "event_failed", event_pk=event_pk, error=type(exc).__name__)
+    log.error("event %s failed: %s", event_pk, type(exc).__name__)
+
+
+def _is_newer(conn: Connection, event: Event, current_pk: int) -> bool:
+    body = conn.execute(select(db.events.c.body).where(db.events.c.id == current_pk)).scalar_one()
+    return event.occurred_at >= Event.model_validate_json(body).occurred_at
+
+
+def _next_number(conn: Connection, slug: str, tenant: Tenant) -> str:
+    c = db.counters.c
+    step = update(db.counters).where(c.tenant == slug, c.name == "invoice").values(value=c.value + 1)
+    value = conn.execute(step.returning(c.value)).scalar()
+    if value is None:
+        insert_ignore(conn, db.counters, {"tenant": slug, "name": "invoice", "value": tenant.numbering.start - 1},
+                      ["tenant", "name"])
+        value = conn.execute(step.returning(c.value)).scalar_one()
+    return f"{tenant.numbering.prefix}{value:0{tenant.numbering.width}d}"
+
+
+def _create_invoice(conn: Connection, tenant: Tenant, slug: str, job_pk: int, data_pk: int,
+                    trigger_pk: int) -> list[tuple[str, int]]:
+    """Price the job from its newest report (event `data_pk`) and create one delivery per platform."""
+    body = conn.execute(select(db.events.c.body).where(db.events.c.id == data_pk)).scalar_one()
+    data = Event.model_validate_json(body)
+    lines, discounts, totals = money.price(data.job)
+    revision = 1
+    invoice_id = conn.execute(db.invoices.insert().values(
+        job_pk=job_pk, tenant=slug, revision=revision, number=_next_number(conn, slug, tenant),
+        currency=data.job.currency, issued_on=db.utcnow(), due_days=data.job.payment_terms_days,
+        subtotal=totals.subtotal, discount=totals.discount, tax=totals.tax, total=totals.total,
+        event_pk=data_pk, stage="platforms").returning(db.invoices.c.id)).scalar_one()
+    rows = [dict(invoice_id=invoice_id, position=i, kind=l.kind, description=l.description, sku=l.sku,
+                 quantity=l.quantity, unit_price=l.unit_price, amount=l.amount, taxable=l.taxable, percent=None)
+            for i, l in enumerate(lines)]
+    rows += [dict(invoice_id=invoice_id, position=len(lines) + i, kind="discount", description=d.description,
+                  sku=None, quantity=1, unit_price=d.amount, amount=d.amount, taxable=False, percent=d.percent)
+             for i, d in enumerate(discounts)]
+    conn.execute(db.invoice_lines.insert(), rows)
+    audit(conn, slug, "invoice_mapped", job_pk=job_pk, event_pk=trigger_pk, invoice_id=invoice_id,
+          total=str(totals.total), currency=data.job.currency)
+    ids = [_add_delivery(conn, invoice_id, slug, data.job.id, revision, "invoice", name, platform.provider)
+           for name, platform in tenant.platforms.items()]
+    conn.execute(update(db.jobs).where(db.jobs.c.id == job_pk).values(state="invoicing", updated_at=db.utcnow()))
+    return [i for i in ids if i]
+
+
+def _add_delivery(conn, invoice_id, tenant, job_id, revision, kind, target, provider, recipient=None,
+                  skipped=None) -> int | None:
+    key = idempotency_key(tenant, job_id, revision, kind, target, recipient or "")
+    values = dict(invoice_id=invoice_id, kind=kind, target=target, provider=provider, recipient=recipient,
+                  idempotency_key=key, status="skipped" if skipped else "pending",
+                  detail={"reason": skipped} if skipped else None)
+    new = insert_ignore(conn, db.deliveries, values, ["idempotency_key"])
+    if new and skipped:
+        audit(conn, tenant, "delivery_skipped", invoice_id=invoice_id, delivery_id=new, kind=kind, reason=skipped)
+    return (kind, new) if new and not skipped else None
+
+
+# ---------------------------------------------------------------- deliveries
+
+def run_delivery(delivery_id: int) -> Outcome:
+    """Claim one delivery, do its side effect, record the attempt; what to run next."""
+    cfg = settings()
+    eng = db.engine()
+    now = db.utcnow()
+    d = db.deliveries.c
+    with eng.begin() as conn:
+        claimed = conn.execute(update(db.deliveries).where(d.id == delivery_id, or_(
+            d.status == "pending",
+            and_(d.status == "retry", d.next_attempt_at <= now + timedelta(seconds=1)),
+            and_(d.status == "running", d.claimed_until < now),
+        )).values(status="running", attempts=d.attempts + 1, updated_at=now,
+                  claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)))
+        if claimed.rowcount != 1:
+            return Outcome()  # done, dead, waiting for its retry, or another worker has it
+        row = conn.execute(select(db.deliveries).where(d.id == delivery_id)).first()
+        doc = load_invoice(conn, row.invoice_id)
+    tenant = tenants()[doc["tenant"]]
+    ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts)
+    started = time.monotonic()
+    try:
+        result = _HANDLERS[row.kind](row, doc, tenant, ctx)
+    except ProviderError as exc:
+        return _failed(row, doc, exc, exc.retryable, exc.retry_after, started)
+    except Exception as exc:  # a bug or an unexpected library error: retried, capped, then dead-lettered
+        log.exception("delivery %s (%s) raised", delivery_id, row.kind)
+        return _failed(row, doc, exc, True, None, started)
+    with eng.begin() as conn:
+        conn.execute(update(db.deliveries).where(d.id == delivery_id).values(
+            status="done", claimed_until=None, next_attempt_at=None, updated_at=db.utcnow(), last_error=None,
+            external_id=result.get("external_id"), external_number=result.get("number"), url=result.get("url"),
+            detail=result.get("detail")))
+        _attempt(conn, row, "ok", None, started)
+        audit(conn, doc["tenant"], f"{row.kind}_done", job_pk=doc["job_pk"], invoice_id=row.invoice_id,
+              delivery_id=row.id, target=row.target, attempt=row.attempts, external_id=result.get("external_id"))
+        follow = advance(conn, row.invoice_id)
+    log.info("delivery done id=%s kind=%s target=%s tenant=%s attempt=%s", row.id, row.kind, row.target,
+             doc["tenant"], row.attempts)
+    return Outcome(enqueue=follow)
+
+
+def _attempt(conn, row, outcome, exc, started) -> None:
+    conn.execute(db.attempts.insert().values(
+        delivery_id=row.id, number=row.attempts, outcome=outcome,
+        error_type=type(exc).__name__ if exc else None, error=str(exc)[:500] if exc else None,
+        duration_ms=int((time.monotonic() - started) * 1000)))
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    cfg = settings()
+    if retry_after is not None:
+        return min(cfg.retry_cap, max(retry_after, 0.0))
+    return min(cfg.retry_cap, cfg.retry_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
+    cfg = settings()
+    retry = retryable and row.attempts < cfg.max_attempts
+    delay = backoff(row.attempts, retry_after) if retry else None
+    now = db.utcnow()
+    with db.engine().begin() as conn:
+        conn.execute(update(db.deliveries).where(db.deliveries.c.id == row.id).values(
+            status="retry" if retry else "dead", claimed_until=None, updated_at=now,
+            next_attempt_at=now + timedelta(seconds=delay) if retry else None,
+            last_error=f"{type(exc).__name__}: {exc}"[:500]))
+        _attempt(conn, row, "retry" if retry else "dead", exc, started)
+        audit(conn, doc["tenant"], "retry_scheduled" if retry else "dead_lettered", job_pk=doc["job_pk"],
+              invoice_id=row.invoice_id, delivery_id=row.id, kind=row.kind, target=row.target,
+              attempt=row.attempts, error=type(exc).__name__, reason=str(exc)[:200],
+              **({"retry_in_s": round(delay, 2)} if retry else {}))
+        if not retry:
+            conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(state="failed"))
+    log.warning("delivery %s id=%s kind=%s target=%s tenant=%s attempt=%s error=%s", "retry" if retry else "dead",
+                row.id, row.kind, row.target, doc["tenant"], row.attempts, type(exc).__name__)
+    return Outcome(retry_in=delay)
+
+
+def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
+    """Move an invoice to its next stage once the current one is complete (idempotent, race-safe)."""
+    inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id).with_for_update()).first()
+    rows = conn.execute(select(db.deliveries.c.kind, db.deliveries.c.status)
+                        .where(db.deliveries.c.invoice_id == invoice_id)).all()
+
+    def complete(kinds):
+        return all(s in TERMINAL for k, s in rows if k in kinds)
+
+    def move(to):
+        conn.execute(update(db.invoices).where(db.invoices.c.id == invoice_id).values(stage=to))
+
+    if inv.stage == "platforms" and complete({"invoice"}):
+        move("render")
+        doc = load_invoice(conn, invoice_id)
+        return [i for i in [_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision,
+                                          "pdf", "pdf", "local")] if i]
+    if inv.stage == "render" and complete({"pdf"}):
+        move("notify")
+        doc = load_invoice(conn, invoice_id)
+        ids = [i for i in (_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision, *m)
+                           for m in notify.plan(doc, tenants()[inv.tenant])) if i]
+        if ids:
+            return ids
+        stage = "notify"  # every channel was skipped: nothing to wait for
+    else:
+        stage = inv.stage
+    if stage == "notify" and complete({"email", "sms"}):
+        move("done")
+        now = db.utcnow()
+        conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(
+            state="done", finished_at=now, updated_at=now))
+        audit(conn, inv.tenant, "job_done", job_pk=inv.job_pk, invoice_id=invoice_id)
+    return []
+
+
+# ---------------------------------------------------------------- the invoice as one document
+
+def load_invoice(conn: Connection, invoice_id: int) -> dict:
+    """The canonical invoice as a plain dict: what providers, the PDF and messages are made from."""
+    inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id)).first()
+    body = conn.execute(select(db.events.c.body).where(db.events.c.id == inv.event_pk)).scalar_one()
+    event = Event.model_validate_json(body)
+    job, customer = event.job, event.customer
+    tenant = tenants()[inv.tenant]
+    lines = conn.execute(select(db.invoice_lines).where(db.invoice_lines.c.invoice_id == invoice_id)
+                         .order_by(db.invoice_lines.c.position)).all()
+    q = money.quantum(inv.currency)
+    issued = inv.issued_on
+    return {
+        "id": inv.id, "job_pk": inv.job_pk, "tenant": inv.tenant, "revision": inv.revision,
+        "number": inv.number, "currency": inv.currency, "locale": tenant.locale,
+        "issued_on": issued.date(), "due_on": (issued + timedelta(days=inv.due_days)).date(),
+        "created_at": issued, "payment_terms_days": inv.due_days,
+        "seller": {"name": tenant.name, "address": tenant.address, "tax_id": tenant.tax_id,
+                   "color": tenant.branding.color, "footer": tenant.branding.footer},
+        "customer": customer.model_dump(mode="python"),
+        "service_address": job.service_address.model_dump(),
+        "job": {"id": job.id, "number": job.number, "summary": job.summary, "technician": job.technician.name,
+                "po_number": job.po_number, "completed_at": job.completed_at},
+        "lines": [{"kind": l.kind, "description": l.description, "sku": l.sku, "quantity": l.quantity.normalize(),
+                   "unit_price": l.unit_price.normalize(), "amount": l.amount.quantize(q), "taxable": l.taxable}
+                  for l in lines if l.kind != "discount"],
+        "discounts": [{"description": l.description, "amount": l.amount.quantize(q),
+                       "percent": l.percent.normalize() if l.percent is not None else None}
+                      for l in lines if l.kind == "discount"],
+        "subtotal": inv.subtotal.quantize(q), "discount_total": inv.discount.quantize(q),
+        "tax": {"rate": job.tax.rate, "jurisdiction": job.tax.jurisdiction, "amount": inv.tax.quantize(q)},
+        "total": inv.total.quantize(q),
+        "signature": job.signature.model_dump() if job.signature else None,
+        "pay_url": None,
+    }
+
+
+# ---------------------------------------------------------------- what each kind of delivery does
+
+def _invoice(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
+    provider = registry.get(row.provider)(tenant.platforms[row.target].model_dump(), ctx)
+    found = None
+    if ctx.attempt > 1 and "find_invoice" in provider.capabilities:  # an earlier try may have landed
+        found = provider.find_invoice(doc, row.idempotency_key)
+    created = found or provider.create_invoice(doc, row.idempotency_key)
+    return {"external_id": created.external_id, "number": created.number, "url": created.url,
+            "detail": {**created.detail, "found_existing": bool(found)}}
+
+
+def _pdf(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
+    from . import pdf
+
+    storage = documents.LocalStorage(ctx.var_dir / "invoices")
+    rel = storage.relpath(doc["tenant"], doc["issued_on"], doc["number"])
+    data = pdf.render(doc)
+    return {"external_id": rel, "detail": {"path": rel, "sha256": storage.put(rel, data), "bytes": len(data)}}
+
+
+def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
+    with ctx.engine.connect() as conn:
+        pdf_row = conn.execute(select(db.deliveries).where(db.deliveries.c.invoice_id == row.invoice_id,
+                                                           db.deliveries.c.kind == "pdf")).first()
+    message = notify.compose(row, doc, pdf_row, ctx.var_dir)
+    provider = registry.get(row.provider)({}, ctx)
+    sent = provider.send_email(message) if row.kind == "email" else provider.send_sms(message)
+    return {"external_id": sent.external_id, "detail": sent.detail}
+
+
+_HANDLERS = {"invoice": _invoice, "pdf": _pdf, "email": _message, "sms": _message}
+
+
+# ---------------------------------------------------------------- sweeps and dead letters
+
+def stalled(limit: int = 500) -> tuple[list[int], list[tuple[str, int]], list[int]]:
+    """What the beat sweep re-drives: accepted events never processed, deliveries idle past their time,
+    and invoices whose stage is complete but did not move on."""
+    cfg = settings()
+    now = db.utcnow()
+    grace = now - timedelta(seconds=cfg.sweep_grace)
+    d = db.deliveries.c
+    with db.engine().connect() as conn:
+        events = conn.execute(select(db.events.c.id).where(db.events.c.status == "accepted",
+                                                            db.events.c.received_at < grace)
+                              .order_by(db.events.c.id).limit(limit)).scalars().all()
+        deliveries = conn.execute(select(d.kind, d.id).where(or_(
+            and_(d.status == "pending", d.updated_at < grace),
+            and_(d.status == "retry", d.next_attempt_at < now - timedelta(seconds=5)),
+            and_(d.status == "running", d.claimed_until < now),
+        )).order_by(d.id).limit(limit)).all()
+        open_invoices = select(db.deliveries.c.invoice_id).where(db.deliveries.c.status.not_in(TERMINAL))
+        invoices = conn.execute(select(db.invoices.c.id).where(
+            db.invoices.c.stage != "done", db.invoices.c.created_at < grace,
+            db.invoices.c.id.not_in(open_invoices)).limit(limit)).scalars().all()
+    return list(events), [tuple(r) for r in deliveries], list(invoices)
+
+
+def delivery_kind(delivery_id: int) -> str:
+    with db.engine().connect() as conn:
+        return conn.execute(select(db.deliveries.c.kind).where(db.deliveries.c.id == delivery_id)).scalar_one()
+
+
+def advance_invoice(invoice_id: int) -> list[tuple[str, int]]:
+    with db.engine().begin() as conn:
+        return advance(conn, invoice_id)
+
+
+def dead_letters(tenant: str | None = None) -> list[dict]:
+    d = db.deliveries.c
+    q = (select(d.id, d.kind, d.target, d.provider, d.attempts, d.last_error, d.updated_at, db.invoices.c.tenant,
+                db.invoices.c.number, db.jobs.c.job_id)
+         .join(db.invoices, db.invoices.c.id == d.invoice_id).join(db.jobs, db.jobs.c.id == db.invoices.c.job_pk)
+         .where(d.status == "dead").order_by(d.id))
+    if tenant:
+        q = q.where(db.invoices.c.tenant == tenant)
+    with db.engine().connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def retry_dead(delivery_id: int) -> str | None:
+    """Give a dead-lettered delivery a fresh budget of attempts; its kind, or None when it was not dead."""
+    with db.engine().begin() as conn:
+        row = conn.execute(select(db.deliveries).where(db.deliveries.c.id == delivery_id,
+                                                       db.deliveries.c.status == "dead").with_for_update()).first()
+        if row is None:
+            return None
+        conn.execute(update(db.deliveries).where(db.deliveries.c.id == delivery_id).values(
+            status="pending", attempts=0, updated_at=db.utcnow()))
+        inv = conn.execute(select(db.invoices).where(db.invoices.c.id == row.invoice_id)).first()
+        conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(state="invoicing"))
+        audit(conn, inv.tenant, "dlq_retry", job_pk=inv.job_pk, invoice_id=inv.id, delivery_id=delivery_id,
+              previous_error=row.last_error)
+    return row.kind
+
+
+def counts() -> dict:
+    with db.engine().connect() as conn:
+        by = conn.execute(select(db.deliveries.c.kind, db.deliveries.c.status, func.count())
+                          .group_by(db.deliveries.c.kind, db.deliveries.c.status)).all()
+        ev = dict(conn.execute(select(db.events.c.status, func.count()).group_by(db.events.c.status)).all())
+        jobs = dict(conn.execute(select(db.jobs.c.state, func.count()).group_by(db.jobs.c.state)).all())
+    return {"events": ev, "jobs": jobs, "deliveries": {f"{k}.{s}": n for k, s, n in by}}

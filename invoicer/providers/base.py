@@ -1,0 +1,62 @@
+"""The small interface every platform and channel implements, with capability flags."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Unsupported
+
+CAPABILITIES = ("create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
+                "send_email", "send_sms")
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a platform answered for an invoice: its id, number and a link a person can open."""
+    external_id: str
+    number: str | None = None
+    url: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One outgoing message. `key` is our idempotency key, stable across retries."""
+    key: str
+    to: str
+    subject: str
+    text: str
+    attachment: tuple[str, bytes] | None = None  # (filename, PDF bytes)
+    tenant: str = ""
+
+
+@dataclass(frozen=True)
+class Sent:
+    external_id: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider:
+    """Override the capabilities the platform has and list them in `capabilities`.
+
+    `options` is the tenant's platform entry (non-secret settings); `ctx` gives shared resources
+    (the database engine for the local platform, the var directory).
+    """
+    slug: str = ""
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, options: dict[str, Any] | None = None, ctx: Any = None):
+        self.options = options or {}
+        self.ctx = ctx
+
+    def create_invoice(self, invoice: dict, key: str) -> Created:
+        raise Unsupported(f"{self.slug} cannot create invoices")
+
+    def find_invoice(self, invoice: dict, key: str) -> Created | None:
+        raise Unsupported(f"{self.slug} cannot look invoices up")
+
+    def send_email(self, message: Message) -> Sent:
+        raise Unsupported(f"{self.slug} cannot send email")
+
+    def send_sms(self, message: Message) -> Sent:
+        raise Unsupported(f"{self.slug} cannot send SMS")

@@ -1,0 +1,39 @@
+"""Providers by slug: a registry, not an if-chain. Packages register themselves on import."""
+from __future__ import annotations
+
+from importlib import import_module
+
+from .base import Provider
+
+_PROVIDERS: dict[str, type[Provider]] = {}
+_PACKAGES = ("local",)  # provider packages under invoicer.providers
+
+
+def register(cls: type[Provider]) -> type[Provider]:
+    _PROVIDERS[cls.slug] = cls
+    return cls
+
+
+def _load() -> None:
+    if not _PROVIDERS:
+        for name in _PACKAGES:
+            import_module(f"invoicer.providers.{name}.adapter")
+
+
+def get(slug: str) -> type[Provider]:
+    _load()
+    try:
+        return _PROVIDERS[slug]
+    except KeyError:
+        raise KeyError(f"no provider named {slug!r}; known: {', '.join(sorted(_PROVIDERS))}") from None
+
+
+def has(slug: str, capability: str) -> bool:
+    _load()
+    cls = _PROVIDERS.get(slug)
+    return cls is not None and capability in cls.capabilities
+
+
+def all_providers() -> dict[str, type[Provider]]:
+    _load()
+    return dict(sorted(_PROVIDERS.items()))

@@ -1,0 +1,65 @@
+"""The Celery app and the one house decorator every task uses.
+
+At-least-once settings: late acks, tasks given back when a worker dies, prefetch 1, a visibility
+timeout longer than any task's hard limit, results ignored (the database is the record).
+"""
+from __future__ import annotations
+
+from celery import Celery
+from sqlalchemy.exc import DBAPIError
+
+from ..config import settings
+
+QUEUES = ("ingest", "invoices", "render", "notify", "beat")
+
+
+def make_app() -> Celery:
+    cfg = settings()
+    app = Celery("invoicer", broker=cfg.broker_url, include=["invoicer.tasks.pipeline", "invoicer.tasks.sweeper"])
+    options = {"visibility_timeout": cfg.visibility_timeout}
+    if cfg.broker_url.startswith("filesystem"):  # the embedded broker: folders under var/
+        folder = str(cfg.var_dir / "broker")
+        options.update(data_folder_in=folder, data_folder_out=folder, polling_interval=0.05,
+                       processed_folder=str(cfg.var_dir / "broker-processed"), store_processed=False)
+    elif cfg.broker_url.startswith("redis"):
+        options.update(socket_connect_timeout=3, socket_timeout=10, health_check_interval=10)
+    app.conf.update(
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        task_time_limit=cfg.task_time_limit,
+        task_soft_time_limit=max(1, cfg.task_time_limit - 10),
+        task_default_queue="ingest",
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
+                                   "interval_max": 1},
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    from beat_schedule import schedule
+
+    app.conf.beat_schedule = schedule(cfg)
+    return app
+
+
+app = make_app()
+
+
+def task(name: str, queue: str, **options):
+    """invoicer.<area>.<verb>, on its own queue; the database being down is retried with backoff."""
+    return app.task(name=name, queue=queue, bind=True, acks_late=True, reject_on_worker_lost=True,
+                    ignore_result=True, autoretry_for=(DBAPIError,), retry_backoff=2, retry_backoff_max=60,
+                    retry_jitter=True, max_retries=30, **options)
+
+
+def enqueue(follow: list[tuple[str, int]], countdown: float | None = None) -> None:
+    """Publish delivery tasks; called only after the transaction that made them has committed."""
+    from .pipeline import BY_KIND
+
+    for kind, delivery_id in follow:
+        BY_KIND[kind].apply_async((delivery_id,), countdown=countdown)

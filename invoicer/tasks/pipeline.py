@@ -1,0 +1,47 @@
+"""Thin tasks: take an id, call the domain code, publish what comes next."""
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
+
+from .. import pipeline
+from . import enqueue, task
+
+
+@task("invoicer.ingest.process", "ingest")
+def process_event(self, event_pk: int) -> None:
+    """map-job: apply the event to its job; when it triggers invoicing, start one task per platform."""
+    try:
+        follow = pipeline.process_event(event_pk)
+    except DBAPIError:
+        raise  # the database is down: retried by the house decorator
+    except Exception as exc:
+        pipeline.fail_event(event_pk, exc)
+        return
+    enqueue(follow)
+
+
+def _run(delivery_id: int) -> None:
+    outcome = pipeline.run_delivery(delivery_id)
+    if outcome.retry_in is not None:
+        kind = pipeline.delivery_kind(delivery_id)
+        enqueue([(kind, delivery_id)], countdown=outcome.retry_in)
+    enqueue(outcome.enqueue)
+
+
+@task("invoicer.invoices.create", "invoices")
+def create_invoice(self, delivery_id: int) -> None:
+    """create-invoice on one platform, under the delivery's idempotency key."""
+    _run(delivery_id)
+
+
+@task("invoicer.render.pdf", "render")
+def render_pdf(self, delivery_id: int) -> None:
+    _run(delivery_id)
+
+
+@task("invoicer.notify.send", "notify")
+def send_message(self, delivery_id: int) -> None:
+    _run(delivery_id)
+
+
+BY_KIND = {"invoice": create_invoice, "pdf": render_pdf, "email": send_message, "sms": send_message}
