@@ -58,6 +58,7 @@ events = Table(
     Column("error", Text),
     _ts("received_at", nullable=False, default=utcnow),
     _ts("processed_at"),
+    _ts("swept_at"),  # when the sweep last re-enqueued it
     UniqueConstraint("tenant", "source", "event_id", name="uq_events_identity"),
     Index("ix_events_status_received", "status", "received_at"),
 )
@@ -125,6 +126,7 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, default=0),
     _ts("next_attempt_at"),
     _ts("claimed_until"),
+    _ts("swept_at"),  # when the sweep last re-enqueued it
     Column("external_id", String(128)),
     Column("external_number", String(64)),
     Column("url", Text),

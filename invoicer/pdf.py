@@ -29,7 +29,7 @@ INK, MUTED, RULE, ZEBRA = (colors.HexColor(c) for c in ("#1F2937", "#6B7280", "#
 MARGIN = 18 * mm
 
 
-def _register_fonts() -> None:
+def register_fonts() -> None:
     if FONT in pdfmetrics.getRegisteredFontNames():
         return
     from pymupdf_fonts.NotoSans_Bold import fontbuffer as bold
@@ -124,7 +124,7 @@ class _NumberedCanvas(Canvas):
 
 def render(doc: dict) -> bytes:
     """The invoice as PDF bytes; identical bytes for an identical dict."""
-    _register_fonts()
+    register_fonts()
     loc, seller, customer, job = doc["locale"], doc["seller"], doc["customer"], doc["job"]
     accent = _accent(seller.get("color"))
     hexcol = "#" + accent.hexval()[2:]

@@ -353,24 +353,30 @@ _HANDLERS = {"invoice": _invoice, "pdf": _pdf, "email": _message, "sms": _messag
 
 def stalled(limit: int = 500) -> tuple[list[int], list[tuple[str, int]], list[int]]:
     """What the beat sweep re-drives: accepted events never processed, deliveries idle past their time,
-    and invoices whose stage is complete but did not move on."""
+    and invoices whose stage is complete but did not move on.
+
+    Each is re-enqueued at most once per grace period (`swept_at`), so a long queue is not doubled
+    by every sweep while it drains; a redundant copy is harmless, since every task claims first."""
     cfg = settings()
     now = db.utcnow()
     grace = now - timedelta(seconds=cfg.sweep_grace)
-    d = db.deliveries.c
-    with db.engine().connect() as conn:
-        events = conn.execute(select(db.events.c.id).where(db.events.c.status == "accepted",
-                                                            db.events.c.received_at < grace)
-                              .order_by(db.events.c.id).limit(limit)).scalars().all()
-        deliveries = conn.execute(select(d.kind, d.id).where(or_(
+    e, d, i = db.events.c, db.deliveries.c, db.invoices.c
+    not_swept = lambda c: or_(c.swept_at.is_(None), c.swept_at < grace)  # noqa: E731
+    with db.engine().begin() as conn:
+        events = conn.execute(select(e.id).where(e.status == "accepted", e.received_at < grace, not_swept(e))
+                              .order_by(e.id).limit(limit)).scalars().all()
+        deliveries = conn.execute(select(d.kind, d.id).where(not_swept(d), or_(
             and_(d.status == "pending", d.updated_at < grace),
             and_(d.status == "retry", d.next_attempt_at < now - timedelta(seconds=5)),
             and_(d.status == "running", d.claimed_until < now),
         )).order_by(d.id).limit(limit)).all()
-        open_invoices = select(db.deliveries.c.invoice_id).where(db.deliveries.c.status.not_in(TERMINAL))
-        invoices = conn.execute(select(db.invoices.c.id).where(
-            db.invoices.c.stage != "done", db.invoices.c.created_at < grace,
-            db.invoices.c.id.not_in(open_invoices)).limit(limit)).scalars().all()
+        if events:
+            conn.execute(update(db.events).where(e.id.in_(events)).values(swept_at=now))
+        if deliveries:
+            conn.execute(update(db.deliveries).where(d.id.in_([r.id for r in deliveries])).values(swept_at=now))
+        open_invoices = select(d.invoice_id).where(d.status.not_in(TERMINAL))
+        invoices = conn.execute(select(i.id).where(i.stage != "done", i.created_at < grace,
+                                                   i.id.not_in(open_invoices)).limit(limit)).scalars().all()
     return list(events), [tuple(r) for r in deliveries], list(invoices)
 
 

@@ -6,6 +6,7 @@ timeout longer than any task's hard limit, results ignored (the database is the 
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_process_init
 from sqlalchemy.exc import DBAPIError
 
 from ..config import settings
@@ -32,7 +33,7 @@ def make_app() -> Celery:
         task_ignore_result=True,
         task_store_errors_even_if_ignored=False,
         task_time_limit=cfg.task_time_limit,
-        task_soft_time_limit=max(1, cfg.task_time_limit - 10),
+        task_soft_time_limit=max(1, int(cfg.task_time_limit * 0.8)),
         task_default_queue="ingest",
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
                                    "interval_max": 1},
@@ -48,6 +49,19 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+@worker_process_init.connect
+def _fresh_child(**_) -> None:
+    """A forked pool process must not share the parent's database connections; it also loads the
+    heavy modules (reportlab, fonts, locale data) now rather than inside its first task's time limit."""
+    from babel import Locale
+
+    from .. import db, pdf
+
+    db.engine().dispose(close=False)
+    pdf.register_fonts()
+    Locale.parse("en_US").currency_formats  # noqa: B018  (loads the CLDR data once)
 
 
 def task(name: str, queue: str, **options):

@@ -32,6 +32,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('swept_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
     sa.UniqueConstraint('tenant', 'source', 'event_id', name='uq_events_identity')
     )
@@ -99,6 +100,7 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('swept_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('external_id', sa.String(length=128), nullable=True),
     sa.Column('external_number', sa.String(length=64), nullable=True),
     sa.Column('url', sa.Text(), nullable=True),
