@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from tqdm import tqdm
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+EMBEDDED = "the embedded broker (files under var/broker; no server needed)"
 
 
 def _redis_answers() -> bool:
@@ -38,14 +39,16 @@ def _free_port() -> int:
 
 def choose_environment(port: int) -> tuple[dict, str]:
     env = dict(os.environ)
-    if "INVOICER_BROKER_URL" in env:
-        broker = f"the broker at INVOICER_BROKER_URL"
+    if env.get("INVOICER_BROKER_URL", "").startswith("filesystem"):
+        broker = EMBEDDED
+    elif "INVOICER_BROKER_URL" in env:
+        broker = "the broker at INVOICER_BROKER_URL"
     elif _redis_answers():
         env["INVOICER_BROKER_URL"] = LOCAL_REDIS
         broker = "Redis on 127.0.0.1:6379"
     else:
-        env["INVOICER_BROKER_URL"] = "filesystem://"
-        broker = "the embedded broker (files under var/broker; no server)"
+        env["INVOICER_BROKER_URL"] = "filesystem://localhost/"
+        broker = EMBEDDED
     env.setdefault("INVOICER_SECRET_KEY", secrets.token_urlsafe(32))
     env.setdefault("INVOICER_SWEEP_INTERVAL", "5")
     env.setdefault("INVOICER_SWEEP_GRACE", "20")

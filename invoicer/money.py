@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
 
 import iso4217
@@ -82,29 +82,35 @@ def price(job) -> tuple[list[Line], list[Discount], Totals]:
     3. the discount spreads over all lines pro rata, unrounded; tax = rate x taxable base, rounded once;
     4. total = subtotal - discounts + tax.
     """
-    cur = job.currency
-    lines: list[Line] = []
-    for item in job.labor:
-        lines.append(Line("labor", item.description, item.hours, item.rate,
-                          round_money(item.hours * item.rate, cur), item.taxable))
-    for item in job.materials:
-        lines.append(Line("material", item.description, item.quantity, item.unit_price,
-                          round_money(item.quantity * item.unit_price, cur), item.taxable, item.sku))
-    for item in job.fees:
-        lines.append(Line("fee", item.description, Decimal(1), item.amount,
-                          round_money(item.amount, cur), item.taxable))
-    subtotal = sum((line.amount for line in lines), Decimal(0))
+    # Exact arithmetic: at 120 digits every product of contract-valid amounts (15 + 10 digits each) is exact,
+    # and so is the tax quotient whenever it is a half-unit tie; the default 28 digits are not enough.
+    with localcontext() as ctx:
+        ctx.prec = 120
+        cur = job.currency
+        lines: list[Line] = []
+        for item in job.labor:
+            lines.append(Line("labor", item.description, item.hours, item.rate,
+                              round_money(item.hours * item.rate, cur), item.taxable))
+        for item in job.materials:
+            lines.append(Line("material", item.description, item.quantity, item.unit_price,
+                              round_money(item.quantity * item.unit_price, cur), item.taxable, item.sku))
+        for item in job.fees:
+            lines.append(Line("fee", item.description, Decimal(1), item.amount,
+                              round_money(item.amount, cur), item.taxable))
+        subtotal = sum((line.amount for line in lines), Decimal(0))
 
-    discounts: list[Discount] = []
-    for d in job.discounts:
-        if d.percent is not None:
-            discounts.append(Discount(d.description, round_money(subtotal * d.percent / 100, cur), d.percent))
-        else:
-            discounts.append(Discount(d.description, round_money(d.amount, cur)))
-    discount = min(sum((d.amount for d in discounts), Decimal(0)), subtotal)
+        discounts: list[Discount] = []
+        for d in job.discounts:
+            if d.percent is not None:
+                discounts.append(Discount(d.description, round_money(subtotal * d.percent / 100, cur), d.percent))
+            else:
+                discounts.append(Discount(d.description, round_money(d.amount, cur)))
+        discount = min(sum((d.amount for d in discounts), Decimal(0)), subtotal)
 
-    taxable = sum((line.amount for line in lines if line.taxable), Decimal(0))
-    base = taxable * (subtotal - discount) / subtotal if subtotal else Decimal(0)
-    tax = round_money(job.tax.rate * base, cur)
-    total = subtotal - discount + tax
-    return lines, discounts, Totals(subtotal, discount, base, tax, total)
+        taxable = sum((line.amount for line in lines if line.taxable), Decimal(0))
+        base = taxable * (subtotal - discount) / subtotal if subtotal else Decimal(0)
+        # One division, last: a rounded base (1.00 x 1/12 = 0.0833...) would turn an exact tie such as
+        # 0.21 x 21.00 x 13.86 / 22.68 = 2.695 into 2.69499... and round it down.
+        tax = round_money(job.tax.rate * taxable * (subtotal - discount) / subtotal, cur) if subtotal else Decimal(0)
+        total = subtotal - discount + tax
+        return lines, discounts, Totals(subtotal, discount, base, tax, total)

@@ -177,9 +177,13 @@ def run_delivery(delivery_id: int) -> Outcome:
             and_(d.status == "running", d.claimed_until < now),
         )).values(status="running", attempts=d.attempts + 1, updated_at=now,
                   claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)))
-        if claimed.rowcount != 1:
-            return Outcome()  # done, dead, waiting for its retry, or another worker has it
         row = conn.execute(select(db.deliveries).where(d.id == delivery_id)).first()
+        if claimed.rowcount != 1:
+            if row is not None and row.status == "running":
+                # another copy holds the lease (a redelivery while it runs, or a dead worker's lease
+                # not yet expired): look again once the lease ends, rather than dropping this message
+                return Outcome(retry_in=max(0.5, (row.claimed_until - now).total_seconds() + 0.5))
+            return Outcome()  # done, dead, or waiting for its scheduled retry
         doc = load_invoice(conn, row.invoice_id)
     tenant = tenants()[doc["tenant"]]
     ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts)

@@ -5,6 +5,8 @@ timeout longer than any task's hard limit, results ignored (the database is the 
 """
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 from celery.signals import worker_process_init
 from sqlalchemy.exc import DBAPIError
@@ -20,10 +22,15 @@ def make_app() -> Celery:
     options = {"visibility_timeout": cfg.visibility_timeout}
     if cfg.broker_url.startswith("filesystem"):  # the embedded broker: folders under var/
         folder = str(cfg.var_dir / "broker")
+        os.makedirs(folder, exist_ok=True)
         options.update(data_folder_in=folder, data_folder_out=folder, polling_interval=0.05,
                        processed_folder=str(cfg.var_dir / "broker-processed"), store_processed=False)
     elif cfg.broker_url.startswith("redis"):
-        options.update(socket_connect_timeout=3, socket_timeout=10, health_check_interval=10)
+        # kombu scans for abandoned (unacked, older than the visibility timeout) messages only every
+        # interval x throttle seconds, 100 s by default: scan every quarter of the timeout instead
+        options.update(socket_connect_timeout=3, socket_timeout=10, health_check_interval=10,
+                       unacked_restore_interval=max(1, min(60, cfg.visibility_timeout // 4)),
+                       unacked_restore_throttle=1)
     app.conf.update(
         broker_transport_options=options,
         broker_connection_retry_on_startup=True,

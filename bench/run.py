@@ -1,0 +1,737 @@
+"""Benchmark: durable ingress, end-to-end pipeline, raw Celery; prints figures (no assertions).
+
+    .venv/bin/python bench/run.py [--events N] [--concurrency C] [--rate R] [--profile] [--json FILE]
+
+Uses its own PostgreSQL database `invoicer_bench` (dropped and recreated at start, left for
+inspection at the end) and Redis database 5 (flushed at start and at the end), so it never touches
+what the test suite uses. Every process it starts runs in its own session and is stopped on exit,
+Ctrl-C included. Each phase has a time limit; a whole run takes about 2-4 minutes on 2 cores.
+
+1. Durable ingress: `invoicer serve` with no workers; N generated events posted by a separate
+   load-generator process (bench/load.py) over C keep-alive connections -> accepted events/s,
+   p50/p99; then an open-loop run at a fixed offered rate (1000/s by default) -> p99.
+   Reference: bench/refapp.py, the same FastAPI/uvicorn stack answering a trivial POST (and a
+   second route that only validates the event), measured the same way.
+2. End to end: the N events stored in step 1 (posted again into an emptied database, so exactly N
+   are queued), then 2 worker processes (`invoicer worker --concurrency 2`) are started and the
+   script polls like invoicer.demo.busy until nothing is left -> events/s through the whole pipeline.
+3. Raw Celery: N chains of four no-op tasks (bench/noop_celery.py, the same settings), 2 worker
+   processes with 2 pool processes each -> chains/s and tasks/s.
+4. One line naming the bottleneck, judged from the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PY = sys.executable
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DB_NAME = "invoicer_bench"
+DB_URL = f"{PG_SERVER}/{DB_NAME}"
+REDIS_URL = "redis://127.0.0.1:6379/5"
+
+TMP = Path(tempfile.mkdtemp(prefix="invoicer-bench-"))
+ENV = {
+    **os.environ,
+    "INVOICER_DATABASE_URL": DB_URL,
+    "INVOICER_BROKER_URL": REDIS_URL,
+    "INVOICER_CONFIG": str(BENCH / "tenants.yaml"),
+    "INVOICER_VAR_DIR": str(TMP / "var"),
+    "INVOICER_SECRET_KEY": "bench-link-key",
+    "INVOICER_PUBLIC_URL": "http://127.0.0.1:8000",
+    "BENCH_BROKER_URL": REDIS_URL,
+    "PYTHONUNBUFFERED": "1",
+}
+os.environ.update({k: v for k, v in ENV.items() if k.startswith(("INVOICER_", "BENCH_"))})
+
+
+def say(*parts) -> None:
+    print(*parts, flush=True)
+
+
+def note(msg: str) -> None:
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+
+class Procs:
+    """Child processes, each in its own session (so its pool children go with it)."""
+
+    def __init__(self):
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, name: str, argv: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.Popen:
+        log = open(TMP / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, cwd=cwd, env=env or ENV, stdout=log, stderr=log, start_new_session=True)
+        proc.bench_name = name  # type: ignore[attr-defined]
+        self.running.append(proc)
+        return proc
+
+    def stop(self, *procs: subprocess.Popen, grace: float = 15) -> None:
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in procs:
+            try:
+                p.wait(grace)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(5)
+            try:  # pool children left behind by a parent that died first
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if p in self.running:
+                self.running.remove(p)
+
+    def stop_all(self) -> None:
+        self.stop(*list(self.running), grace=10)
+
+
+PROCS = Procs()
+
+
+def log_tail(name: str, lines: int = 15) -> str:
+    path = TMP / f"{name}.log"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+class CpuMeter:
+    """CPU time used between start() and stop(): the machine (/proc/stat) and, per process group, the
+    processes this script started (each runs in its own session), PostgreSQL and Redis."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, groups: dict[int, str]):
+        self.groups = groups  # process-group id -> label
+
+    def _snap(self):
+        with open("/proc/stat") as fh:
+            f = list(map(int, fh.readline().split()[1:]))
+        machine = (sum(f[:8]), f[3] + f[4])
+        used = collections.Counter()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    raw = fh.read()
+            except OSError:
+                continue
+            comm = raw[raw.index("(") + 1:raw.rindex(")")]
+            rest = raw[raw.rindex(")") + 2:].split()
+            cpu = (int(rest[11]) + int(rest[12])) / self.TICK
+            label = self.groups.get(int(rest[2])) or {"postgres": "postgres", "redis-server": "redis"}.get(comm)
+            if label:
+                used[label] += cpu
+        return time.monotonic(), machine, used
+
+    def start(self) -> "CpuMeter":
+        self.a = self._snap()
+        return self
+
+    def stop(self) -> dict:
+        b = self._snap()
+        wall = b[0] - self.a[0]
+        total, idle = b[1][0] - self.a[1][0], b[1][1] - self.a[1][1]
+        out = {"machine_busy": round((total - idle) / total, 2) if total else None, "wall_s": round(wall, 2)}
+        for label in sorted(set(b[2]) | set(self.a[2])):
+            out[label] = round((b[2][label] - self.a[2].get(label, 0)) / wall, 2) if wall else None
+        return out
+
+
+def cpu_line(c: dict) -> str:
+    parts = [f"{k} {v:.0%}" for k, v in c.items() if k not in ("machine_busy", "wall_s") and v]
+    return (f"CPU: machine {c['machine_busy']:.0%} busy (of {os.cpu_count()} cores); "
+            f"per process, share of one core: {', '.join(parts)}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.bench_name} exited early:\n{log_tail(proc.bench_name)}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+# ---------------------------------------------------------------- state: database and Redis
+
+def reset_database() -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    from invoicer import config
+    from invoicer.migrate import upgrade
+
+    config.reset()
+    upgrade(DB_URL)
+
+
+def empty_tables() -> None:
+    import sqlalchemy as sa
+
+    from invoicer import db
+
+    with db.engine().begin() as conn:
+        conn.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in db.metadata.sorted_tables) + " CASCADE"))
+
+
+def redis_client():
+    import redis
+
+    return redis.Redis.from_url(REDIS_URL)
+
+
+def flush_redis() -> None:
+    redis_client().flushdb()
+
+
+# ---------------------------------------------------------------- load
+
+def write_bodies(name: str, events: list[dict]) -> Path:
+    path = TMP / f"{name}.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for e in events:
+            fh.write(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return path
+
+
+def load(url: str, bodies: Path, *, count: int | None = None, concurrency: int = 32, rate: float | None = None,
+         duration: float = 5.0, timeout: float = 120, meter: dict | None = None) -> dict:
+    """Run bench/load.py to completion; with `meter` ({pgid: label}) also measure CPU use during it."""
+    argv = [PY, str(BENCH / "load.py"), "--url", url, "--bodies", str(bodies), "--concurrency", str(concurrency)]
+    if count:
+        argv += ["--count", str(count)]
+    if rate:
+        argv += ["--rate", str(rate), "--duration", str(duration)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    PROCS.running.append(proc)
+    proc.bench_name = "load"  # type: ignore[attr-defined]
+    cpu = CpuMeter({**(meter or {}), proc.pid: "load generator"}).start() if meter is not None else None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        PROCS.stop(proc)
+        raise RuntimeError(f"the load generator did not finish within {timeout:.0f} s")
+    finally:
+        if proc in PROCS.running:
+            PROCS.running.remove(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed: {err.decode(errors='replace')[-2000:]}")
+    result = json.loads(out)
+    if cpu:
+        result["cpu"] = cpu.stop()
+        result["cpu"].pop("load generator", None)  # gone before the second look; it reports its own
+    return result
+
+
+def wrk_check(url: str, body: str, seconds: int = 5, connections: int = 32) -> dict | None:
+    """The trivial route measured by wrk (C, one thread), to show the Python generator is not the limit."""
+    if not shutil.which("wrk"):
+        return None
+    script = TMP / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(body)}\n", encoding="utf-8")
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                             capture_output=True, text=True, timeout=seconds + 30).stdout
+    except subprocess.TimeoutExpired:
+        return None
+    result = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result[f"p{parts[0][:-1]}"] = parts[1]
+    return result or None
+
+
+def fmt_ms(v) -> str:
+    return "-" if v is None else f"{v:.1f} ms"
+
+
+def line_closed(label: str, r: dict, unit: str = "req/s") -> None:
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
+    say(f"  {label:<34} {r['rps']:>8.0f} {unit}   p50 {fmt_ms(r['p50_ms']):>9}   p99 {fmt_ms(r['p99_ms']):>9}"
+        f"   ({r['requests']} requests, {statuses}{', errors: %d' % r['errors'] if r['errors'] else ''};"
+        f" generator CPU {r['generator_cpu_share']:.0%})")
+
+
+def line_open(label: str, r: dict) -> None:
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
+    say(f"  {label:<34} offered {r['offered_rps']:.0f}/s, achieved {r['achieved_rps']:.0f}/s   "
+        f"p50 {fmt_ms(r['p50_ms'])}   p99 {fmt_ms(r['p99_ms'])}   max {fmt_ms(r['max_ms'])}   "
+        f"({r['requests']} requests, {statuses}, {r['connections_used']} connections"
+        f"{', unfinished: %d' % r['unfinished'] if r['unfinished'] else ''}; generator CPU {r['generator_cpu_share']:.0%})")
+
+
+def sustained(r: dict) -> bool:
+    """An open-loop run kept up: (almost) every request answered 2xx and the tail did not run away."""
+    return (r["ok"] >= 0.99 * r["offered_rps"] * r["duration_s"] and not r["unfinished"]
+            and r["p99_ms"] is not None and r["p99_ms"] < 1000)
+
+
+# ---------------------------------------------------------------- profiling (--profile)
+
+INGRESS_BUCKETS = [  # first match, scanning the buckets in this order, wins
+    ("publish: Celery apply_async + task-sent event -> Redis", ("publish (invoicer/ingress.py",)),
+    ("persist: SQLAlchemy + psycopg transaction", ("persist (invoicer/ingress.py",)),
+    ("validate: pydantic Event.model_validate", ("model_validate",)),
+    ("JSON decode", ("json/decoder.py",)),
+    ("thread hand-off (anyio run_in_threadpool)", ("anyio/",)),
+    ("HTTP + ASGI (uvicorn, starlette, fastapi)", ("uvicorn/", "starlette/", "fastapi/")),
+    ("event loop (uvloop, native)", ("asyncio/runners.py",)),
+]
+WORKER_BUCKETS = [
+    ("not in a task: pool waiting for / receiving work", None),  # stacks without celery/app/trace.py
+    ("fsync of written files (PDF, .eml, sms.jsonl)", ("fsync",)),
+    ("PDF render (reportlab)", ("invoicer/pdf.py",)),
+    ("publish next tasks (Celery apply_async -> Redis)", ("apply_async",)),
+    ("pydantic (re-parsing the stored event)", ("model_validate",)),
+    ("babel formatting", ("babel/",)),
+    ("email message build (stdlib email)", ("email/",)),
+    ("PostgreSQL: waiting in psycopg (round trips, commits, locks)", ("psycopg/",)),
+    ("SQLAlchemy (statement compile, pool, rows)", ("sqlalchemy/",)),
+    ("Celery task bookkeeping", ("celery/", "kombu/", "billiard/")),
+]
+
+
+def start_profile(pid: int, seconds: float, name: str, gil: bool = False, idle: bool = False):
+    spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+    if not Path(spy).exists():
+        note("py-spy is not installed (.venv/bin/pip install py-spy): no profile")
+        return None
+    out = TMP / f"profile-{name}.txt"
+    argv = [spy, "record", "--pid", str(pid), "--subprocesses", "--duration", str(int(seconds)), "--rate", "199",
+            "--format", "raw", "--output", str(out), "--nonblocking"]
+    argv += ["--gil"] if gil else []
+    argv += ["--idle"] if idle else []
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(TMP / f"py-spy-{name}.log", "ab"),
+                            start_new_session=True)
+    proc.bench_name = f"py-spy-{name}"  # type: ignore[attr-defined]
+    PROCS.running.append(proc)
+    proc.out = out  # type: ignore[attr-defined]
+    time.sleep(0.5)  # attach before the load starts
+    return proc
+
+
+def finish_profile(spy, title: str, buckets, top: int = 10) -> dict | None:
+    if spy is None:
+        return None
+    try:
+        spy.wait(60)
+    except subprocess.TimeoutExpired:
+        PROCS.stop(spy)
+    if spy in PROCS.running:
+        PROCS.running.remove(spy)
+    path = spy.out
+    if not path.exists():
+        say(f"  (no profile written; see {TMP}/py-spy-*.log)")
+        return None
+    counts, selfs, total = collections.Counter(), collections.Counter(), 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        n, frames = int(n), stack.split(";")
+        total += n
+        for name, needles in buckets:
+            if needles is None:
+                if not any("celery/app/trace.py" in f for f in frames):
+                    counts[name] += n
+                    break
+            elif any(needle in f for f in frames for needle in needles):
+                counts[name] += n
+                break
+        else:
+            counts["other"] += n
+        selfs[frames[-1]] += n
+    if not total:
+        return None
+    say(f"  {title} ({total} samples):")
+    for name, n in counts.most_common():
+        say(f"    {n / total:6.1%}  {name}")
+    say("    top frames by own samples:")
+    for frame, n in selfs.most_common(top):
+        say(f"    {n / total:6.1%}    {frame[:140]}")
+    return {"samples": total, "buckets": {k: round(v / total, 3) for k, v in counts.most_common()}}
+
+
+# ---------------------------------------------------------------- phase 1
+
+def phase_ingress(args, results: dict) -> None:
+    from invoicer.sample import generate
+
+    say("\n1. Durable ingress (no workers running)")
+    main_bodies = write_bodies("events-main", generate(args.events, seed=7))
+    warm_bodies = write_bodies("events-warm", generate(300, seed=9))
+    open_bodies = write_bodies("events-open", generate(int(args.rate * args.open_seconds), seed=8))
+
+    # reference first: the same stack, nothing persisted
+    port = free_port()
+    ref = PROCS.start("refapp", [PY, str(BENCH / "refapp.py"), "--port", str(port)], cwd=BENCH,
+                      env={**ENV, "PYTHONPATH": str(ROOT)})
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/healthz", ref)
+    meter = {ref.pid: "reference app"}
+    load(f"{base}/trivial", warm_bodies, concurrency=args.concurrency)
+    r_triv = load(f"{base}/trivial", main_bodies, concurrency=args.concurrency, meter=meter)
+    r_val = load(f"{base}/validate", main_bodies, concurrency=args.concurrency, meter=meter)
+    r_triv_open = load(f"{base}/trivial", open_bodies, rate=args.rate, duration=args.open_seconds, meter=meter)
+    r_wrk = wrk_check(f"{base}/trivial", main_bodies.read_text(encoding="utf-8").splitlines()[0],
+                      connections=args.concurrency)
+    PROCS.stop(ref)
+
+    port = free_port()
+    ing = PROCS.start("ingress", [PY, "-m", "invoicer.cli", "serve", "--port", str(port), "--log-level", "warning"])
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/readyz", ing)
+    url = f"{base}/v1/events"
+    meter = {ing.pid: "ingress"}
+    load(url, warm_bodies, concurrency=args.concurrency)  # warm-up: connections, pools, code paths
+    r_ing = load(url, main_bodies, concurrency=args.concurrency, meter=meter)
+    r_open = load(url, open_bodies, rate=args.rate, duration=args.open_seconds, meter=meter)
+    r_open_low = None
+    if not sustained(r_open):
+        low = max(50, int(r_ing["rps"] * 0.8 / 50) * 50)
+        low_bodies = write_bodies("events-open-low", generate(int(low * args.open_seconds), seed=10))
+        r_open_low = load(url, low_bodies, rate=low, duration=args.open_seconds, meter=meter)
+    prof = None
+    if args.profile:
+        spy = start_profile(ing.pid, args.profile_seconds, "ingress", gil=True)
+        load(url, write_bodies("events-profile", generate(max(args.events, 2000), seed=11)),
+             concurrency=args.concurrency)
+        prof_args = (spy, "py-spy --gil of the ingress under the closed-loop load (samples where a thread "
+                          "holds the GIL, i.e. Python CPU)", INGRESS_BUCKETS)
+
+    # the end-to-end phase starts from exactly the N main events: empty the store and the queues, post again
+    empty_tables()
+    flush_redis()
+    r_repost = load(url, main_bodies, concurrency=args.concurrency)
+    PROCS.stop(ing)
+
+    say(f"  reference: bench/refapp.py on the same FastAPI/uvicorn stack, {args.concurrency} connections")
+    line_closed("trivial POST (closed loop)", r_triv)
+    line_closed("validate-only POST (closed loop)", r_val)
+    line_open("trivial POST (open loop)", r_triv_open)
+    if r_wrk:
+        say(f"  {'trivial POST measured by wrk':<34} {r_wrk['rps']:>8.0f} req/s   p50 {r_wrk.get('p50', '-'):>9}"
+            f"   p99 {r_wrk.get('p99', '-'):>9}   (C load generator: bench/load.py's own ceiling is above)")
+    say(f"    {cpu_line(r_triv['cpu'])}   [trivial, closed loop]")
+    say(f"  ingress: invoicer serve, POST /v1/events = validate, INSERT+COMMIT to PostgreSQL, publish to Redis; "
+        f"{args.concurrency} connections")
+    line_closed("accepted events (closed loop)", r_ing, "ev/s")
+    line_closed("same, second run (phase 2 input)", r_repost, "ev/s")
+    say(f"    {cpu_line(r_ing['cpu'])}")
+    line_open("fixed offered rate (open loop)", r_open)
+    if sustained(r_open):
+        say(f"  => at {args.rate:.0f} events/s offered the ingress keeps up: p99 {fmt_ms(r_open['p99_ms'])}")
+    else:
+        why = (f"its closed-loop maximum is {r_ing['rps']:.0f} ev/s" if r_ing["rps"] < args.rate * 1.05
+               else "its tail latency ran away at that rate")
+        say(f"  => {args.rate:.0f} events/s is NOT reachable on this machine ({why}); "
+            f"the p99 above is that of a growing queue")
+        if r_open_low:
+            line_open("fixed offered rate, ~80% of max", r_open_low)
+    if args.profile and prof_args[0] is not None:
+        prof = finish_profile(*prof_args)
+    results["ingress"] = {"reference_trivial": r_triv, "reference_validate": r_val,
+                          "reference_trivial_open": r_triv_open, "reference_wrk": r_wrk, "closed": r_ing,
+                          "closed_repeat": r_repost, "open": r_open, "open_80pct": r_open_low,
+                          "rate_reachable": sustained(r_open), "profile": prof}
+
+
+# ---------------------------------------------------------------- phase 2
+
+def deadlocks() -> int:
+    import sqlalchemy as sa
+
+    from invoicer import db
+
+    with db.engine().connect() as conn:
+        return conn.execute(sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = :d"),
+                            {"d": DB_NAME}).scalar_one()
+
+
+def queue_lengths() -> dict:
+    from invoicer.tasks import QUEUES
+
+    rc = redis_client()
+    return {q: rc.llen(q) for q in QUEUES if rc.llen(q)}
+
+
+def phase_pipeline(args, results: dict) -> None:
+    from sqlalchemy import func, select
+
+    from invoicer import db
+    from invoicer.demo import busy
+
+    say("\n2. End to end (2 worker processes x --concurrency 2, no beat)")
+    with db.engine().connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(db.events)).scalar_one()
+    queued = sum(queue_lengths().values())
+    deadlocks_before = deadlocks()
+    workers = [PROCS.start(f"worker{i}", [PY, "-m", "invoicer.cli", "worker", "--concurrency", "2",
+                                          "--hostname", f"bench{i}@%h", "--log-level", "warning"])
+               for i in range(2)]
+    meter = CpuMeter({w.pid: "workers" for w in workers})
+    started = time.monotonic()
+    first = spy = None
+    initial = left = busy(db)
+    last_change, last_value = started, left
+    stalled = False
+    deadline = started + args.e2e_timeout
+    while time.monotonic() < deadline:
+        left = busy(db)
+        now = time.monotonic()
+        if left != last_value:
+            last_change, last_value = now, left
+        if first is None and left != initial:
+            first = now
+            meter.start()
+            if args.profile:
+                spy = start_profile(workers[0].pid, args.profile_seconds, "worker", idle=True)
+        if left == 0:
+            break
+        if first and now - last_change > args.stall and not queue_lengths():
+            stalled = True  # nothing queued, nothing moving: what is left is stuck
+            break
+        if any(w.poll() is not None for w in workers):
+            raise RuntimeError(f"a worker exited:\n{log_tail('worker0')}\n{log_tail('worker1')}")
+        time.sleep(0.2)
+    ended = last_change if stalled else time.monotonic()
+    cpu = meter.stop() if first else None
+    if cpu and stalled:  # the stall tail is idle time: report CPU over the busy part only
+        cpu = {k: (round(v * cpu["wall_s"] / max(ended - first, 0.01), 2) if k not in ("machine_busy", "wall_s")
+                   else v) for k, v in cpu.items()}
+        cpu["machine_busy"] = None
+    prof = finish_profile(spy, "py-spy --idle of worker bench0 (parent + 2 pool processes; wall time, "
+                               "idle included)", WORKER_BUCKETS) if spy else None
+    PROCS.stop(*workers)
+    deadlocked = deadlocks() - deadlocks_before
+
+    with db.engine().connect() as conn:
+        events = dict(conn.execute(select(db.events.c.status, func.count()).group_by(db.events.c.status)).all())
+        jobs = dict(conn.execute(select(db.jobs.c.state, func.count()).group_by(db.jobs.c.state)).all())
+        deliv = conn.execute(select(db.deliveries.c.kind, db.deliveries.c.status, func.count())
+                             .group_by(db.deliveries.c.kind, db.deliveries.c.status)).all()
+        attempts = conn.execute(select(func.count()).select_from(db.attempts)).scalar_one()
+        invoices = conn.execute(select(func.count()).select_from(db.invoices)).scalar_one()
+        invoices_done = conn.execute(select(func.count()).select_from(db.invoices)
+                                     .where(db.invoices.c.stage == "done")).scalar_one()
+        per_kind = conn.execute(select(db.deliveries.c.kind, func.avg(db.attempts.c.duration_ms))
+                                .join(db.deliveries, db.deliveries.c.id == db.attempts.c.delivery_id)
+                                .group_by(db.deliveries.c.kind)).all()
+    by = collections.Counter({(k, s): n for k, s, n in deliv})
+    processed = events.get("processed", 0) + events.get("failed", 0)
+    stuck = sum(n for (k, s), n in by.items() if s in ("running", "pending", "retry"))
+    steady = (ended - first) if first else None
+    tasks = processed + attempts  # one process_event task per event, one delivery task per attempt
+    r = {"events_stored": stored, "queued_messages": queued, "finished": left == 0, "stalled": stalled,
+         "left_open": left, "stuck_deliveries": stuck, "deadlocks": deadlocked,
+         "wall_s": round(ended - started, 2), "steady_s": round(steady, 2) if steady else None,
+         "startup_s": round(first - started, 2) if first else None,
+         "events_processed": processed, "jobs": jobs, "invoices": invoices, "invoices_done": invoices_done,
+         "attempts": attempts, "deliveries": {f"{k}.{s}": n for (k, s), n in sorted(by.items())},
+         "avg_attempt_ms": {k: round(float(v), 1) for k, v in per_kind},
+         "events_per_s": round(processed / steady, 1) if steady else None,
+         "events_per_s_incl_startup": round(processed / (ended - started), 1),
+         "invoices_per_s": round(invoices_done / steady, 1) if steady else None,
+         "tasks": tasks, "tasks_per_s": round(tasks / steady, 1) if steady else None, "cpu": cpu, "profile": prof}
+    results["pipeline"] = r
+    say(f"  {stored} events stored by phase 1 ({queued} task messages queued), then 2 workers started")
+    if stalled:
+        say(f"  STALLED: no progress for {args.stall:.0f} s with nothing queued; {stuck} deliveries stuck in "
+            f"'running' ({deadlocked} PostgreSQL deadlocks during the run; a delivery whose final transaction "
+            f"was the deadlock victim stays claimed until claimed_until, task_time_limit + 5 s, and then "
+            f"waits for the beat sweep). Rates below stop at the last progress.")
+    elif left:
+        say(f"  NOT finished within {args.e2e_timeout:.0f} s: {left} steps still open; rates below are partial")
+    say(f"  {'events through the pipeline':<34} {r['events_per_s'] or 0:>8.1f} ev/s   "
+        f"({processed} events in {r['steady_s']} s from the first processed event to the last progress; "
+        f"{r['events_per_s_incl_startup']} ev/s counting the {r['startup_s']} s worker start-up)")
+    say(f"  {'invoices completed (stage done)':<34} {r['invoices_per_s'] or 0:>8.1f} inv/s  "
+        f"({invoices_done} of {invoices} invoices; jobs {', '.join(f'{k} {v}' for k, v in sorted(jobs.items()))})")
+    say(f"  {'Celery tasks executed':<34} {r['tasks_per_s'] or 0:>8.1f} tasks/s ({processed} process_event + "
+        f"{attempts} delivery attempts)")
+    kinds = ", ".join(f"{k} {by[(k, 'done')]}" for k in ("invoice", "pdf", "email", "sms"))
+    say(f"  deliveries done: {kinds}; skipped {sum(n for (k, s), n in by.items() if s == 'skipped')}, "
+        f"stuck {stuck}, dead {sum(n for (k, s), n in by.items() if s == 'dead')}; "
+        f"PostgreSQL deadlocks {deadlocked}")
+    say("  mean time inside the side effect per attempt (attempts.duration_ms): "
+        + ", ".join(f"{k} {v} ms" for k, v in sorted(r["avg_attempt_ms"].items())))
+    if cpu:
+        say(f"    {cpu_line(cpu)}")
+
+
+# ---------------------------------------------------------------- phase 3
+
+def phase_celery(args, results: dict) -> None:
+    say("\n3. Raw Celery: chains of four no-op tasks (2 worker processes x -c 2, same settings)")
+    flush_redis()
+    sys.path.insert(0, str(BENCH))
+    import noop_celery
+
+    count = args.chains or args.events
+    t = time.monotonic()
+    noop_celery.publish(count)
+    publish_s = time.monotonic() - t
+    rc = redis_client()
+    rc.delete(noop_celery.COUNTER)
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(BENCH), str(ROOT)])}
+    workers = [PROCS.start(f"noop{i}", [PY, "-m", "celery", "-A", "noop_celery", "worker", "-Q",
+                                        ",".join(noop_celery.QUEUES), "-c", "2", "-P", "prefork", "-l", "warning",
+                                        "--without-gossip", "--without-mingle", "-n", f"benchnoop{i}@%h"],
+                           cwd=BENCH, env=env) for i in range(2)]
+    meter = CpuMeter({w.pid: "workers" for w in workers})
+    started = time.monotonic()
+    first = None
+    done = first_done = 0
+    deadline = started + args.celery_timeout
+    while time.monotonic() < deadline:
+        done = int(rc.get(noop_celery.COUNTER) or 0)
+        if first is None and done:
+            first = time.monotonic()
+            first_done = done
+            meter.start()
+        if done >= count:
+            break
+        if any(w.poll() is not None for w in workers):
+            raise RuntimeError(f"a no-op worker exited:\n{log_tail('noop0')}")
+        time.sleep(0.05)
+    ended = time.monotonic()
+    cpu = meter.stop() if first else None
+    PROCS.stop(*workers)
+    steady = ended - first if first else None
+    cps = (done - first_done) / steady if steady else None
+    r = {"chains": count, "done": done, "finished": done >= count, "publish_s": round(publish_s, 2),
+         "wall_s": round(ended - started, 2), "steady_s": round(steady, 2) if steady else None,
+         "chains_per_s": round(cps, 1) if cps else None, "tasks_per_s": round(cps * 4, 1) if cps else None,
+         "cpu": cpu}
+    results["celery"] = r
+    if not r["finished"]:
+        say(f"  NOT finished within {args.celery_timeout:.0f} s: {done}/{count} chains; rates are partial")
+    say(f"  {'chains (4 tasks each)':<34} {r['chains_per_s'] or 0:>8.1f} chains/s = {r['tasks_per_s'] or 0:.0f} tasks/s"
+        f"   ({done} chains, {r['steady_s']} s from the first finished chain; publishing took {publish_s:.1f} s"
+        f" from one process)")
+    if cpu:
+        say(f"    {cpu_line(cpu)}")
+
+
+# ---------------------------------------------------------------- phase 4
+
+def verdict(results: dict) -> str:
+    ing = results["ingress"]["closed"]["rps"]
+    ref = results["ingress"]["reference_trivial"]["rps"]
+    pipe = results["pipeline"]["events_per_s"] or 0
+    pipe_tasks = results["pipeline"]["tasks_per_s"] or 0
+    raw_tasks = results["celery"]["tasks_per_s"] or 0
+    share = pipe_tasks / raw_tasks if raw_tasks else 0
+    if pipe < ing:
+        where = ("the worker task bodies (database round trips, PDF rendering, file writes), not Celery/Redis"
+                 if share < 0.5 else "Celery/Redis dispatch itself (the pipeline runs near the raw Celery task rate)")
+        return (f"BOTTLENECK: the workers — the pipeline completes {pipe:.0f} events/s while the ingress accepts "
+                f"{ing:.0f}/s ({ing / max(pipe, 0.1):.0f}x more); it runs {pipe_tasks:.0f} tasks/s where raw Celery "
+                f"does {raw_tasks:.0f} tasks/s on the same box ({share:.0%}), so the limit is {where}.")
+    return (f"BOTTLENECK: the ingress — it accepts {ing:.0f} events/s (the bare framework answers {ref:.0f} req/s) "
+            f"while the workers complete {pipe:.0f} events/s.")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=3000, help="events to post and process (default 3000)")
+    p.add_argument("--concurrency", type=int, default=32, help="load-generator connections, closed loop (32)")
+    p.add_argument("--rate", type=float, default=1000, help="offered rate of the open-loop run, per s (1000)")
+    p.add_argument("--open-seconds", type=float, default=5, help="length of the open-loop run (5 s)")
+    p.add_argument("--chains", type=int, help="no-op chains for phase 3 (default: --events)")
+    p.add_argument("--e2e-timeout", type=float, default=150, help="time limit of phase 2 (150 s)")
+    p.add_argument("--celery-timeout", type=float, default=60, help="time limit of phase 3 (60 s)")
+    p.add_argument("--stall", type=float, default=8,
+                   help="phase 2 stops when nothing is queued and nothing moved for this long (8 s)")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy the ingress (extra closed-loop pass) and one worker (phase 2); summarize")
+    p.add_argument("--profile-seconds", type=int, default=6)
+    p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument("--keep", action="store_true", help=f"keep the scratch folder (logs, PDFs) under {tempfile.gettempdir()}")
+    args = p.parse_args()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                 "platform": platform.platform()}, "events": args.events}
+    say(f"invoicer bench {results['date']}: {args.events} events, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; PostgreSQL {DB_NAME}, Redis db 5; scratch {TMP}")
+    t0 = time.monotonic()
+    try:
+        flush_redis()
+        reset_database()
+        phase_ingress(args, results)
+        phase_pipeline(args, results)
+        phase_celery(args, results)
+        say("\n4. " + verdict(results))
+        say(f"\n(total {time.monotonic() - t0:.0f} s)")
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+        return 0
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping every process started here")
+        return 130
+    except RuntimeError as exc:
+        say(f"\nbench failed: {exc}\n(logs in {TMP})")
+        args.keep = True
+        return 1
+    finally:
+        PROCS.stop_all()
+        try:
+            flush_redis()
+        except Exception:
+            pass
+        if not args.keep:
+            shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

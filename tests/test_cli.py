@@ -1,0 +1,75 @@
+"""The `invoicer` command: the demo on its embedded default, configuration errors, providers, dlq."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def run_cli(*args, env=None, cwd=None, timeout=300):
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICER_")}
+    return subprocess.run([sys.executable, "-m", "invoicer.cli", *args], env={**clean_env, **(env or {})},
+                          cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _figures(out: str) -> dict:
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[-1].replace(".", "").isdigit():
+            rows[" ".join(parts[:-1])] = parts[-1]
+    return rows
+
+
+def test_demo_runs_on_sqlite_and_the_embedded_broker_then_finds_every_event_a_duplicate(tmp_path):
+    env = {"INVOICER_BROKER_URL": "filesystem://localhost/"}  # as on a machine with no Redis at all
+    first = run_cli("demo", "--count", "40", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "SQLite" in first.stdout and "failures             0" in first.stdout
+    fig = _figures(first.stdout)
+    assert fig["accepted"] == "40" and fig["duplicates"] == "0"
+    pdfs = list((tmp_path / "var" / "invoices").rglob("*.pdf"))
+    assert pdfs and int(fig["PDFs"]) == len(pdfs)
+    assert (tmp_path / "var" / "outbox" / "sms.jsonl").exists()
+    again = run_cli("demo", "--count", "40", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    fig2 = _figures(again.stdout)
+    assert fig2["accepted"] == "0" and fig2["duplicates"] == "40"
+    assert fig2["PDFs"] == fig["PDFs"] and len(list((tmp_path / "var" / "invoices").rglob("*.pdf"))) == len(pdfs)
+
+
+def test_a_bad_tenants_file_fails_at_start_naming_the_key(tmp_path):
+    bad = tmp_path / "tenants.yaml"
+    bad.write_text("tenants:\n  acme:\n    name: Acme\n    platforms: {books: {provider: quickbook}}\n"
+                   "    sources: {'*': {unsigned: true}}\n")
+    r = run_cli("db", "upgrade", env={"INVOICER_CONFIG": str(bad), "INVOICER_DATABASE_URL": "sqlite:///x.db"},
+                cwd=tmp_path)
+    r = run_cli("serve", "--port", "1", env={"INVOICER_CONFIG": str(bad)}, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "tenants.acme.platforms.books.provider" in r.stderr and "quickbook" in r.stderr
+    bad.write_text("tenants:\n  acme:\n    name: Acme\n    platforms: {books: {provider: local}}\n"
+                   "    sources: {'*': {secret_env: ACME_SECRET}}\n")
+    r = run_cli("serve", "--port", "1", env={"INVOICER_CONFIG": str(bad)}, cwd=tmp_path)
+    assert r.returncode == 2 and "ACME_SECRET" in r.stderr
+    bad.write_text("tenants:\n  acme:\n    name: Acme\n    trigger: sometimes\n    platforms: {b: {provider: local}}\n"
+                   "    sources: {'*': {unsigned: true}}\n")
+    r = run_cli("serve", "--port", "1", env={"INVOICER_CONFIG": str(bad)}, cwd=tmp_path)
+    assert r.returncode == 2 and "tenants.acme.trigger" in r.stderr
+
+
+def test_a_bad_setting_names_the_variable(tmp_path):
+    r = run_cli("serve", env={"INVOICER_VISIBILITY_TIMEOUT": "soon"}, cwd=tmp_path)
+    assert r.returncode == 2 and "visibility_timeout" in r.stderr
+
+
+def test_providers_lists_the_registry():
+    r = run_cli("providers")
+    assert r.returncode == 0
+    assert r.stdout.split()[0] == "local" and "create_invoice" in r.stdout and "send_sms" in r.stdout
+
+
+def test_send_reports_an_unreadable_file(tmp_path):
+    r = run_cli("send", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 2 and "cannot read" in r.stderr
