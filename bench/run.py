@@ -148,11 +148,15 @@ class CpuMeter:
         return time.monotonic(), machine, used
 
     def start(self) -> "CpuMeter":
-        self.a = self._snap()
+        self.a = self.mark = self._snap()
         return self
 
-    def stop(self) -> dict:
-        b = self._snap()
+    def note(self) -> None:
+        """Remember now: stop(at_note=True) reports up to this moment (e.g. the last progress seen)."""
+        self.mark = self._snap()
+
+    def stop(self, at_note: bool = False) -> dict:
+        b = self.mark if at_note else self._snap()
         wall = b[0] - self.a[0]
         total, idle = b[1][0] - self.a[1][0], b[1][1] - self.a[1][1]
         out = {"machine_busy": round((total - idle) / total, 2) if total else None, "wall_s": round(wall, 2)}
@@ -163,6 +167,8 @@ class CpuMeter:
 
 def cpu_line(c: dict) -> str:
     parts = [f"{k} {v:.0%}" for k, v in c.items() if k not in ("machine_busy", "wall_s") and v]
+    if c["machine_busy"] is None:
+        return "CPU: (no measurement)"
     return (f"CPU: machine {c['machine_busy']:.0%} busy (of {os.cpu_count()} cores); "
             f"per process, share of one core: {', '.join(parts)}")
 
@@ -323,14 +329,16 @@ INGRESS_BUCKETS = [  # first match, scanning the buckets in this order, wins
     ("event loop (uvloop, native)", ("asyncio/runners.py",)),
 ]
 WORKER_BUCKETS = [
-    ("not in a task: pool waiting for / receiving work", None),  # stacks without celery/app/trace.py
-    ("fsync of written files (PDF, .eml, sms.jsonl)", ("fsync",)),
+    ("waiting for the next task (pool process idle)", None),  # stacks without celery/app/trace.py
+    ("PostgreSQL: lock wait on the invoice row (advance: SELECT ... FOR UPDATE)",
+     ("advance (invoicer/pipeline.py:250)",)),
+    ("PostgreSQL: other statements and commits (waiting in psycopg)", ("psycopg/",)),
     ("PDF render (reportlab)", ("invoicer/pdf.py",)),
+    ("file writes incl. fsync (PDF, .eml, sms.jsonl)", ("write_atomic", "Local.send_sms")),
     ("publish next tasks (Celery apply_async -> Redis)", ("apply_async",)),
     ("pydantic (re-parsing the stored event)", ("model_validate",)),
     ("babel formatting", ("babel/",)),
     ("email message build (stdlib email)", ("email/",)),
-    ("PostgreSQL: waiting in psycopg (round trips, commits, locks)", ("psycopg/",)),
     ("SQLAlchemy (statement compile, pool, rows)", ("sqlalchemy/",)),
     ("Celery task bookkeeping", ("celery/", "kombu/", "billiard/")),
 ]
@@ -355,7 +363,9 @@ def start_profile(pid: int, seconds: float, name: str, gil: bool = False, idle: 
     return proc
 
 
-def finish_profile(spy, title: str, buckets, top: int = 10) -> dict | None:
+def finish_profile(spy, title: str, buckets, top: int = 10, pool_only: bool = False) -> dict | None:
+    """Summarize py-spy's collapsed stacks into buckets. With pool_only, only the pool processes count
+    (their stacks start with two "process" frames); the worker's parent is summarized on one line."""
     if spy is None:
         return None
     try:
@@ -369,11 +379,16 @@ def finish_profile(spy, title: str, buckets, top: int = 10) -> dict | None:
         say(f"  (no profile written; see {TMP}/py-spy-*.log)")
         return None
     counts, selfs, total = collections.Counter(), collections.Counter(), 0
+    parent = parent_idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
         n, frames = int(n), stack.split(";")
+        if pool_only and not (len(frames) > 1 and frames[1].startswith("process ")):
+            parent += n
+            parent_idle += n if "poll" in frames[-1] else 0
+            continue
         total += n
         for name, needles in buckets:
             if needles is None:
@@ -394,7 +409,12 @@ def finish_profile(spy, title: str, buckets, top: int = 10) -> dict | None:
     say("    top frames by own samples:")
     for frame, n in selfs.most_common(top):
         say(f"    {n / total:6.1%}    {frame[:140]}")
-    return {"samples": total, "buckets": {k: round(v / total, 3) for k, v in counts.most_common()}}
+    out = {"samples": total, "buckets": {k: round(v / total, 3) for k, v in counts.most_common()}}
+    if pool_only and parent:
+        out["parent_busy"] = round(1 - parent_idle / parent, 3)
+        say(f"    (the worker's parent process, which fetches, acks and dispatches, was busy {out['parent_busy']:.0%}"
+            f" of its samples)")
+    return out
 
 
 # ---------------------------------------------------------------- phase 1
@@ -438,8 +458,8 @@ def phase_ingress(args, results: dict) -> None:
         r_open_low = load(url, low_bodies, rate=low, duration=args.open_seconds, meter=meter)
     prof = None
     if args.profile:
-        spy = start_profile(ing.pid, args.profile_seconds, "ingress", gil=True)
-        load(url, write_bodies("events-profile", generate(max(args.events, 2000), seed=11)),
+        spy = start_profile(ing.pid, 5, "ingress", gil=True)
+        load(url, write_bodies("events-profile", generate(max(args.events, 3000), seed=11)),
              concurrency=args.concurrency)
         prof_args = (spy, "py-spy --gil of the ingress under the closed-loop load (samples where a thread "
                           "holds the GIL, i.e. Python CPU)", INGRESS_BUCKETS)
@@ -526,6 +546,8 @@ def phase_pipeline(args, results: dict) -> None:
         now = time.monotonic()
         if left != last_value:
             last_change, last_value = now, left
+            if first is not None:
+                meter.note()
         if first is None and left != initial:
             first = now
             meter.start()
@@ -540,15 +562,15 @@ def phase_pipeline(args, results: dict) -> None:
             raise RuntimeError(f"a worker exited:\n{log_tail('worker0')}\n{log_tail('worker1')}")
         time.sleep(0.2)
     ended = last_change if stalled else time.monotonic()
-    cpu = meter.stop() if first else None
-    if cpu and stalled:  # the stall tail is idle time: report CPU over the busy part only
-        cpu = {k: (round(v * cpu["wall_s"] / max(ended - first, 0.01), 2) if k not in ("machine_busy", "wall_s")
-                   else v) for k, v in cpu.items()}
-        cpu["machine_busy"] = None
-    prof = finish_profile(spy, "py-spy --idle of worker bench0 (parent + 2 pool processes; wall time, "
-                               "idle included)", WORKER_BUCKETS) if spy else None
+    cpu = meter.stop(at_note=stalled) if first else None  # a stall's idle tail is left out
+    prof = finish_profile(spy, "py-spy --idle of worker bench0's 2 pool processes (wall time: where a pool "
+                               "process spends its time)", WORKER_BUCKETS, pool_only=True) if spy else None
     PROCS.stop(*workers)
     deadlocked = deadlocks() - deadlocks_before
+    with db.engine().connect() as conn:
+        import sqlalchemy as sa
+
+        deadlock_timeout = conn.execute(sa.text("SHOW deadlock_timeout")).scalar_one()
 
     with db.engine().connect() as conn:
         events = dict(conn.execute(select(db.events.c.status, func.count()).group_by(db.events.c.status)).all())
@@ -569,6 +591,7 @@ def phase_pipeline(args, results: dict) -> None:
     tasks = processed + attempts  # one process_event task per event, one delivery task per attempt
     r = {"events_stored": stored, "queued_messages": queued, "finished": left == 0, "stalled": stalled,
          "left_open": left, "stuck_deliveries": stuck, "deadlocks": deadlocked,
+         "deadlock_timeout": deadlock_timeout,
          "wall_s": round(ended - started, 2), "steady_s": round(steady, 2) if steady else None,
          "startup_s": round(first - started, 2) if first else None,
          "events_processed": processed, "jobs": jobs, "invoices": invoices, "invoices_done": invoices_done,
@@ -606,19 +629,17 @@ def phase_pipeline(args, results: dict) -> None:
 
 # ---------------------------------------------------------------- phase 3
 
-def phase_celery(args, results: dict) -> None:
-    say("\n3. Raw Celery: chains of four no-op tasks (2 worker processes x -c 2, same settings)")
-    flush_redis()
-    sys.path.insert(0, str(BENCH))
+def run_chains(count: int, timeout: float, events: bool) -> dict:
+    """Publish `count` no-op chains, start 2 workers, time them until every chain has finished."""
     import noop_celery
 
-    count = args.chains or args.events
+    flush_redis()
+    noop_celery.app.conf.task_send_sent_event = events
     t = time.monotonic()
     noop_celery.publish(count)
     publish_s = time.monotonic() - t
     rc = redis_client()
-    rc.delete(noop_celery.COUNTER)
-    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(BENCH), str(ROOT)])}
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(BENCH), str(ROOT)]), "BENCH_TASK_EVENTS": "1" if events else "0"}
     workers = [PROCS.start(f"noop{i}", [PY, "-m", "celery", "-A", "noop_celery", "worker", "-Q",
                                         ",".join(noop_celery.QUEUES), "-c", "2", "-P", "prefork", "-l", "warning",
                                         "--without-gossip", "--without-mingle", "-n", f"benchnoop{i}@%h"],
@@ -627,7 +648,7 @@ def phase_celery(args, results: dict) -> None:
     started = time.monotonic()
     first = None
     done = first_done = 0
-    deadline = started + args.celery_timeout
+    deadline = started + timeout
     while time.monotonic() < deadline:
         done = int(rc.get(noop_celery.COUNTER) or 0)
         if first is None and done:
@@ -644,18 +665,30 @@ def phase_celery(args, results: dict) -> None:
     PROCS.stop(*workers)
     steady = ended - first if first else None
     cps = (done - first_done) / steady if steady else None
-    r = {"chains": count, "done": done, "finished": done >= count, "publish_s": round(publish_s, 2),
-         "wall_s": round(ended - started, 2), "steady_s": round(steady, 2) if steady else None,
-         "chains_per_s": round(cps, 1) if cps else None, "tasks_per_s": round(cps * 4, 1) if cps else None,
-         "cpu": cpu}
-    results["celery"] = r
-    if not r["finished"]:
-        say(f"  NOT finished within {args.celery_timeout:.0f} s: {done}/{count} chains; rates are partial")
-    say(f"  {'chains (4 tasks each)':<34} {r['chains_per_s'] or 0:>8.1f} chains/s = {r['tasks_per_s'] or 0:.0f} tasks/s"
-        f"   ({done} chains, {r['steady_s']} s from the first finished chain; publishing took {publish_s:.1f} s"
-        f" from one process)")
-    if cpu:
-        say(f"    {cpu_line(cpu)}")
+    return {"chains": count, "done": done, "finished": done >= count, "task_events": events,
+            "publish_s": round(publish_s, 2), "wall_s": round(ended - started, 2),
+            "steady_s": round(steady, 2) if steady else None,
+            "chains_per_s": round(cps, 1) if cps else None, "tasks_per_s": round(cps * 4, 1) if cps else None,
+            "cpu": cpu}
+
+
+def phase_celery(args, results: dict) -> None:
+    say("\n3. Raw Celery: chains of four no-op tasks on four queues (2 worker processes x -c 2, invoicer's settings)")
+    sys.path.insert(0, str(BENCH))
+    count = args.chains or args.events
+    r = run_chains(count, args.celery_timeout, events=True)
+    off = run_chains(count, args.celery_timeout, events=False) if not args.skip_events_off else None
+    results["celery"] = {**r, "task_events_off": off}
+    for label, x in (("chains (4 tasks each)", r), ("same, task events off", off)):
+        if x is None:
+            continue
+        if not x["finished"]:
+            say(f"  NOT finished within {args.celery_timeout:.0f} s: {x['done']}/{x['chains']} chains; rate is partial")
+        say(f"  {label:<34} {x['chains_per_s'] or 0:>8.1f} chains/s = {x['tasks_per_s'] or 0:.0f} tasks/s   "
+            f"({x['done']} chains, {x['steady_s']} s from the first finished chain; publishing them took "
+            f"{x['publish_s']:.1f} s from one process)")
+        if x["cpu"]:
+            say(f"    {cpu_line(x['cpu'])}")
 
 
 # ---------------------------------------------------------------- phase 4
@@ -663,18 +696,27 @@ def phase_celery(args, results: dict) -> None:
 def verdict(results: dict) -> str:
     ing = results["ingress"]["closed"]["rps"]
     ref = results["ingress"]["reference_trivial"]["rps"]
-    pipe = results["pipeline"]["events_per_s"] or 0
-    pipe_tasks = results["pipeline"]["tasks_per_s"] or 0
-    raw_tasks = results["celery"]["tasks_per_s"] or 0
-    share = pipe_tasks / raw_tasks if raw_tasks else 0
-    if pipe < ing:
-        where = ("the worker task bodies (database round trips, PDF rendering, file writes), not Celery/Redis"
-                 if share < 0.5 else "Celery/Redis dispatch itself (the pipeline runs near the raw Celery task rate)")
-        return (f"BOTTLENECK: the workers — the pipeline completes {pipe:.0f} events/s while the ingress accepts "
-                f"{ing:.0f}/s ({ing / max(pipe, 0.1):.0f}x more); it runs {pipe_tasks:.0f} tasks/s where raw Celery "
-                f"does {raw_tasks:.0f} tasks/s on the same box ({share:.0%}), so the limit is {where}.")
-    return (f"BOTTLENECK: the ingress — it accepts {ing:.0f} events/s (the bare framework answers {ref:.0f} req/s) "
-            f"while the workers complete {pipe:.0f} events/s.")
+    pipe = results["pipeline"]
+    ev, tasks = pipe["events_per_s"] or 0, pipe["tasks_per_s"] or 0
+    raw = results["celery"]["tasks_per_s"] or 0
+    share = tasks / raw if raw else 0
+    if ev < ing:
+        where = ("inside the task bodies, not in Celery/Redis dispatch" if share < 0.5
+                 else "largely Celery/Redis dispatch itself (the pipeline runs near the raw Celery task rate)")
+        extra = ""
+        if pipe.get("deadlocks"):
+            extra = (f"; {pipe['deadlocks']} PostgreSQL deadlocks on the invoice row in advance() "
+                     f"(each holds two pool processes for deadlock_timeout = {pipe.get('deadlock_timeout')} and "
+                     f"leaves a delivery stuck)")
+        prof = (pipe.get("profile") or {}).get("buckets")
+        if prof:
+            top = [f"{k} {v:.0%}" for k, v in list(prof.items())[:3]]
+            extra += "; pool time: " + ", ".join(top)
+        return (f"BOTTLENECK: the workers. The pipeline completes {ev:.0f} events/s while the ingress accepts "
+                f"{ing:.0f}/s ({ing / max(ev, 0.1):.0f}x more); it executes {tasks:.0f} tasks/s where the same "
+                f"Celery setup with no-op tasks does {raw:.0f}/s ({share:.0%}), so the time is {where}{extra}.")
+    return (f"BOTTLENECK: the ingress. It accepts {ing:.0f} events/s (the bare framework answers {ref:.0f} req/s) "
+            f"while the workers complete {ev:.0f} events/s.")
 
 
 def main() -> int:
@@ -686,11 +728,13 @@ def main() -> int:
     p.add_argument("--chains", type=int, help="no-op chains for phase 3 (default: --events)")
     p.add_argument("--e2e-timeout", type=float, default=150, help="time limit of phase 2 (150 s)")
     p.add_argument("--celery-timeout", type=float, default=60, help="time limit of phase 3 (60 s)")
+    p.add_argument("--skip-events-off", action="store_true",
+                   help="phase 3: skip the second run with Celery task events switched off")
     p.add_argument("--stall", type=float, default=8,
                    help="phase 2 stops when nothing is queued and nothing moved for this long (8 s)")
     p.add_argument("--profile", action="store_true",
                    help="py-spy the ingress (extra closed-loop pass) and one worker (phase 2); summarize")
-    p.add_argument("--profile-seconds", type=int, default=6)
+    p.add_argument("--profile-seconds", type=int, default=10)
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--keep", action="store_true", help=f"keep the scratch folder (logs, PDFs) under {tempfile.gettempdir()}")
     args = p.parse_args()
