@@ -160,8 +160,12 @@ class CpuMeter:
         wall = b[0] - self.a[0]
         total, idle = b[1][0] - self.a[1][0], b[1][1] - self.a[1][1]
         out = {"machine_busy": round((total - idle) / total, 2) if total else None, "wall_s": round(wall, 2)}
+        labelled = 0.0
         for label in sorted(set(b[2]) | set(self.a[2])):
             out[label] = round((b[2][label] - self.a[2].get(label, 0)) / wall, 2) if wall else None
+            labelled += out[label] or 0
+        if out["machine_busy"] is not None:  # kernel threads, the load generator, py-spy, anything else
+            out["everything else"] = round(max(0.0, out["machine_busy"] * (os.cpu_count() or 1) - labelled), 2)
         return out
 
 
@@ -469,6 +473,27 @@ def phase_ingress(args, results: dict) -> None:
     flush_redis()
     r_repost = load(url, main_bodies, concurrency=args.concurrency)
     PROCS.stop(ing)
+
+    r_two = None
+    if not args.skip_what_if:  # the same app, two processes (`invoicer serve` runs one): how much is the GIL?
+        port = free_port()
+        two = PROCS.start("ingress-2proc", [PY, "-m", "uvicorn", "invoicer.ingress:create_app", "--factory",
+                                            "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
+                                            "--log-level", "warning", "--no-access-log"])
+        base2 = f"http://127.0.0.1:{port}"
+        wait_http(f"{base2}/readyz", two)
+        what_if = write_bodies("events-what-if", generate(args.events, seed=12))
+        load(f"{base2}/v1/events", warm_bodies, concurrency=args.concurrency)
+        r_two = load(f"{base2}/v1/events", what_if, concurrency=args.concurrency, meter={two.pid: "ingress x2"})
+        PROCS.stop(two)
+        # leave exactly the N main events for phase 2
+        from invoicer import db
+        import sqlalchemy as sa
+
+        with db.engine().begin() as conn:
+            conn.execute(sa.text("DELETE FROM events WHERE event_id LIKE 'evt\\_12\\_%' OR event_id LIKE 'evt\\_9\\_%'"))
+        for q in ("ingest",):
+            redis_client().ltrim(q, 0, args.events - 1)
 
     say(f"  reference: bench/refapp.py on the same FastAPI/uvicorn stack, {args.concurrency} connections")
     line_closed("trivial POST (closed loop)", r_triv)

@@ -235,3 +235,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def answers(port: int, path: str) -> bool:
+    """The local server on `port` answers `path` with 200."""
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from invoicer import db
 
-from .conftest import TEST_ENV, free_port, make_event, sign, wait_for
+from .conftest import answers, free_port, make_event, sign, wait_for
 
 
 def _count(table, *where) -> int:
@@ -94,7 +94,7 @@ def test_redis_stopped_while_events_arrive_loses_nothing(procs, private_redis):
     procs.worker(env=env)
     procs.start("beat", "--log-level", "warning", env=env)
     url = f"http://127.0.0.1:{port}/v1/events"
-    wait_for(lambda: _ready(port), 30, what="ingress")
+    wait_for(lambda: answers(port, "/readyz"), 30, what="ingress")
 
     def send(n0, n):
         for i in range(n0, n0 + n):
@@ -115,9 +115,3 @@ def test_redis_stopped_while_events_arrive_loses_nothing(procs, private_redis):
     with db.engine().connect() as conn:
         assert len(set(conn.execute(select(db.local_ledger.c.idempotency_key)).scalars())) == 40
 
-
-def _ready(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False

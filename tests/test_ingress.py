@@ -6,11 +6,12 @@ import threading
 import time
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from invoicer import db
 
-from .conftest import SECRET, make_event, post, sign
+from .conftest import answers, free_port, make_event, post, sign, wait_for
 
 
 def stored() -> int:
@@ -184,58 +185,27 @@ def test_unknown_job_is_404(client):
     assert client.get("/v1/jobs/acme-hvac/nope").status_code == 404
 
 
-def test_event_stays_accepted_when_the_broker_is_down(clean, monkeypatch):
+def _serve(procs, **env) -> str:
+    port = free_port()
+    procs.start("serve", "--port", str(port), "--log-level", "warning", env=env)
+    wait_for(lambda: answers(port, "/healthz"), 20, what="ingress")
+    return f"http://127.0.0.1:{port}"
+
+
+def test_event_stays_accepted_when_the_broker_is_down(procs):
     """A broker that does not answer must not lose an accepted event: it is stored and left for the sweep."""
-    import subprocess
-    import sys
-
-    from .conftest import ROOT, TEST_ENV, free_port, wait_for
-    import requests
-
-    port = free_port()
-    env = {**TEST_ENV, "INVOICER_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
-    proc = subprocess.Popen([sys.executable, "-m", "invoicer.cli", "serve", "--port", str(port),
-                             "--log-level", "warning"], env={**__import__("os").environ, **env}, cwd=ROOT)
-    try:
-        wait_for(lambda: _up(port), 20, what="ingress")
-        body = json.dumps(make_event())
-        r = requests.post(f"http://127.0.0.1:{port}/v1/events", data=body, headers=sign(body), timeout=30)
-        assert r.status_code == 202
-        with db.engine().connect() as conn:
-            assert conn.execute(select(db.events.c.status)).scalar_one() == "accepted"
-        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=30).status_code == 503
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    base = _serve(procs, INVOICER_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
+    body = json.dumps(make_event())
+    r = requests.post(f"{base}/v1/events", data=body, headers=sign(body), timeout=30)
+    assert r.status_code == 202
+    with db.engine().connect() as conn:
+        assert conn.execute(select(db.events.c.status)).scalar_one() == "accepted"
+    assert requests.get(f"{base}/readyz", timeout=30).status_code == 503
 
 
-def test_database_down_is_503_and_nothing_enqueued(clean, redis_client):
-    import subprocess
-    import sys
-
-    import requests
-
-    from .conftest import ROOT, TEST_ENV, free_port, wait_for
-
-    port = free_port()
-    env = {**TEST_ENV, "INVOICER_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"}
-    proc = subprocess.Popen([sys.executable, "-m", "invoicer.cli", "serve", "--port", str(port),
-                             "--log-level", "warning"], env={**__import__("os").environ, **env}, cwd=ROOT)
-    try:
-        wait_for(lambda: _up(port), 20, what="ingress")
-        body = json.dumps(make_event())
-        r = requests.post(f"http://127.0.0.1:{port}/v1/events", data=body, headers=sign(body), timeout=30)
-        assert r.status_code == 503 and r.headers["retry-after"]
-        assert redis_client.llen("ingest") == 0
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _up(port):
-    import requests
-
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
+def test_database_down_is_503_and_nothing_enqueued(procs, redis_client):
+    base = _serve(procs, INVOICER_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
+    body = json.dumps(make_event())
+    r = requests.post(f"{base}/v1/events", data=body, headers=sign(body), timeout=30)
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert redis_client.llen("ingest") == 0
