@@ -74,8 +74,13 @@ def test_status_links_every_step_and_the_audit_trail(client, worker):
 
 
 def test_duplicates_and_both_triggers_make_one_invoice_per_platform(client, worker):
-    for _ in range(3):
-        post(client, make_event())
+    from concurrent.futures import ThreadPoolExecutor
+
+    post(client, make_event())
+    post(client, make_event())
+    with ThreadPoolExecutor(20) as pool:  # and the same event 20 times at once
+        codes = list(pool.map(lambda i: post(client, make_event()).status_code, range(20)))
+    assert codes == [200] * 20
     post(client, make_event("evt-2", type="job.signed"))  # a signature after completion: no second invoice
     status = wait_for(lambda: job_done(client, "acme-hvac", "J-1"), 60, what="job")
     assert len(status["invoices"]) == 1
@@ -181,3 +186,17 @@ def test_zero_and_three_decimal_currencies(client, worker):
     assert (jpy["subtotal"], jpy["tax"], jpy["total"]) == ("12500", "1250", "13750")  # 12499.5 rounds up
     assert (kwd["subtotal"], kwd["tax"], kwd["total"]) == ("15.156", "0.758", "15.914")
     assert {r.total for r in ledger() if r.currency == "KWD"} == {Decimal("15.914")}
+
+
+def test_the_audit_log_is_append_only(client):
+    import pytest
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    post(client, make_event())
+    with db.engine().begin() as conn:
+        conn.execute(db.audit_log.insert().values(tenant="acme-hvac", action="test"))
+    for stmt in (update(db.audit_log).values(action="forged"), delete(db.audit_log)):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with db.engine().begin() as conn:
+                conn.execute(stmt)
