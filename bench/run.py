@@ -465,35 +465,32 @@ def phase_ingress(args, results: dict) -> None:
         spy = start_profile(ing.pid, 5, "ingress", gil=True)
         load(url, write_bodies("events-profile", generate(max(args.events, 3000), seed=11)),
              concurrency=args.concurrency)
+        if spy is not None:
+            try:
+                spy.wait(30)  # let py-spy finish writing before this server is stopped
+            except subprocess.TimeoutExpired:
+                pass
         prof_args = (spy, "py-spy --gil of the ingress under the closed-loop load (samples where a thread "
                           "holds the GIL, i.e. Python CPU)", INGRESS_BUCKETS)
+
+    r_two = None
+    if not args.skip_what_if:  # the same app in two processes (`invoicer serve` runs one): how much is the GIL?
+        PROCS.stop(ing)
+        port = free_port()
+        ing = PROCS.start("ingress-2proc", [PY, "-m", "uvicorn", "invoicer.ingress:create_app", "--factory",
+                                            "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
+                                            "--log-level", "warning", "--no-access-log"])
+        url = f"http://127.0.0.1:{port}/v1/events"
+        wait_http(f"http://127.0.0.1:{port}/readyz", ing)
+        load(url, write_bodies("events-warm2", generate(300, seed=13)), concurrency=args.concurrency)
+        r_two = load(url, write_bodies("events-what-if", generate(args.events, seed=12)),
+                     concurrency=args.concurrency, meter={ing.pid: "ingress x2"})
 
     # the end-to-end phase starts from exactly the N main events: empty the store and the queues, post again
     empty_tables()
     flush_redis()
     r_repost = load(url, main_bodies, concurrency=args.concurrency)
     PROCS.stop(ing)
-
-    r_two = None
-    if not args.skip_what_if:  # the same app, two processes (`invoicer serve` runs one): how much is the GIL?
-        port = free_port()
-        two = PROCS.start("ingress-2proc", [PY, "-m", "uvicorn", "invoicer.ingress:create_app", "--factory",
-                                            "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
-                                            "--log-level", "warning", "--no-access-log"])
-        base2 = f"http://127.0.0.1:{port}"
-        wait_http(f"{base2}/readyz", two)
-        what_if = write_bodies("events-what-if", generate(args.events, seed=12))
-        load(f"{base2}/v1/events", warm_bodies, concurrency=args.concurrency)
-        r_two = load(f"{base2}/v1/events", what_if, concurrency=args.concurrency, meter={two.pid: "ingress x2"})
-        PROCS.stop(two)
-        # leave exactly the N main events for phase 2
-        from invoicer import db
-        import sqlalchemy as sa
-
-        with db.engine().begin() as conn:
-            conn.execute(sa.text("DELETE FROM events WHERE event_id LIKE 'evt\\_12\\_%' OR event_id LIKE 'evt\\_9\\_%'"))
-        for q in ("ingest",):
-            redis_client().ltrim(q, 0, args.events - 1)
 
     say(f"  reference: bench/refapp.py on the same FastAPI/uvicorn stack, {args.concurrency} connections")
     line_closed("trivial POST (closed loop)", r_triv)
@@ -506,7 +503,6 @@ def phase_ingress(args, results: dict) -> None:
     say(f"  ingress: invoicer serve, POST /v1/events = validate, INSERT+COMMIT to PostgreSQL, publish to Redis; "
         f"{args.concurrency} connections")
     line_closed("accepted events (closed loop)", r_ing, "ev/s")
-    line_closed("same, second run (phase 2 input)", r_repost, "ev/s")
     say(f"    {cpu_line(r_ing['cpu'])}")
     line_open("fixed offered rate (open loop)", r_open)
     if sustained(r_open):
@@ -518,11 +514,17 @@ def phase_ingress(args, results: dict) -> None:
             f"the p99 above is that of a growing queue")
         if r_open_low:
             line_open("fixed offered rate, ~80% of max", r_open_low)
+    if r_two:
+        line_closed("what-if: 2 uvicorn processes", r_two, "ev/s")
+        say(f"    {cpu_line(r_two['cpu'])}")
+        say("    (uvicorn invoicer.ingress:create_app --factory --workers 2; `invoicer serve` hard-codes workers=1)")
+    line_closed("phase 2 input, posted again" + (" (x2)" if r_two else ""), r_repost, "ev/s")
     if args.profile and prof_args[0] is not None:
         prof = finish_profile(*prof_args)
     results["ingress"] = {"reference_trivial": r_triv, "reference_validate": r_val,
                           "reference_trivial_open": r_triv_open, "reference_wrk": r_wrk, "closed": r_ing,
-                          "closed_repeat": r_repost, "open": r_open, "open_80pct": r_open_low,
+                          "closed_repeat": r_repost, "what_if_two_processes": r_two, "open": r_open,
+                          "open_80pct": r_open_low,
                           "rate_reachable": sustained(r_open), "profile": prof}
 
 
@@ -755,6 +757,8 @@ def main() -> int:
     p.add_argument("--celery-timeout", type=float, default=60, help="time limit of phase 3 (60 s)")
     p.add_argument("--skip-events-off", action="store_true",
                    help="phase 3: skip the second run with Celery task events switched off")
+    p.add_argument("--skip-what-if", action="store_true",
+                   help="phase 1: skip the ingress run under 2 uvicorn processes")
     p.add_argument("--stall", type=float, default=8,
                    help="phase 2 stops when nothing is queued and nothing moved for this long (8 s)")
     p.add_argument("--profile", action="store_true",
