@@ -5,19 +5,27 @@
 Uses its own PostgreSQL database `invoicer_bench` (dropped and recreated at start, left for
 inspection at the end) and Redis database 5 (flushed at start and at the end), so it never touches
 what the test suite uses. Every process it starts runs in its own session and is stopped on exit,
-Ctrl-C included. Each phase has a time limit; a whole run takes about 2-4 minutes on 2 cores.
+Ctrl-C included. Each phase has a time limit; a whole run takes about 3 minutes on 2 cores.
+docs/benchmarks.md explains every figure and records measured numbers.
 
 1. Durable ingress: `invoicer serve` with no workers; N generated events posted by a separate
    load-generator process (bench/load.py) over C keep-alive connections -> accepted events/s,
-   p50/p99; then an open-loop run at a fixed offered rate (1000/s by default) -> p99.
-   Reference: bench/refapp.py, the same FastAPI/uvicorn stack answering a trivial POST (and a
-   second route that only validates the event), measured the same way.
-2. End to end: the N events stored in step 1 (posted again into an emptied database, so exactly N
-   are queued), then 2 worker processes (`invoicer worker --concurrency 2`) are started and the
-   script polls like invoicer.demo.busy until nothing is left -> events/s through the whole pipeline.
-3. Raw Celery: N chains of four no-op tasks (bench/noop_celery.py, the same settings), 2 worker
-   processes with 2 pool processes each -> chains/s and tasks/s.
+   p50/p99; then an open-loop run at a fixed offered rate (1000/s by default) -> p99 (and, when
+   that rate is out of reach, a second one at ~80% of the measured maximum). Reference:
+   bench/refapp.py, the same FastAPI/uvicorn stack answering a trivial POST (and a route that only
+   validates the event), measured the same way and cross-checked with wrk when it is installed.
+   What-if: the same ingress app under 2 uvicorn processes (`invoicer serve` runs one).
+2. End to end: exactly the N events of step 1 stored and queued, then 2 worker processes
+   (`invoicer worker --concurrency 2`, no beat) are started and the script polls like
+   invoicer.demo.busy until nothing is left -> events/s through the whole pipeline. When nothing is
+   queued and nothing has moved for --stall seconds, what is left is stuck: the phase stops, says
+   so, and rates are taken up to the last progress.
+3. Raw Celery: N chains of four no-op tasks (bench/noop_celery.py, invoicer's settings) on 2 worker
+   processes x 2 pool processes -> chains/s and tasks/s; again with task events off.
 4. One line naming the bottleneck, judged from the numbers.
+
+CPU use of the machine and of each process group is measured during each measured window.
+--profile adds py-spy summaries of the ingress (GIL samples) and of one worker's pool processes.
 """
 from __future__ import annotations
 
@@ -142,7 +150,9 @@ class CpuMeter:
             comm = raw[raw.index("(") + 1:raw.rindex(")")]
             rest = raw[raw.rindex(")") + 2:].split()
             cpu = (int(rest[11]) + int(rest[12])) / self.TICK
-            label = self.groups.get(int(rest[2])) or {"postgres": "postgres", "redis-server": "redis"}.get(comm)
+            label = (self.groups.get(int(rest[2])) or ("bench script" if int(pid) == os.getpid() else None)
+                     or {"postgres": "postgres", "redis-server": "redis"}.get(comm)
+                     or ("kernel threads" if comm.startswith(("kworker", "jbd2", "ksoftirqd")) else None))
             if label:
                 used[label] += cpu
         return time.monotonic(), machine, used
@@ -164,7 +174,7 @@ class CpuMeter:
         for label in sorted(set(b[2]) | set(self.a[2])):
             out[label] = round((b[2][label] - self.a[2].get(label, 0)) / wall, 2) if wall else None
             labelled += out[label] or 0
-        if out["machine_busy"] is not None:  # kernel threads, the load generator, py-spy, anything else
+        if out["machine_busy"] is not None:  # processes that exited meanwhile (the load generator), others
             out["everything else"] = round(max(0.0, out["machine_busy"] * (os.cpu_count() or 1) - labelled), 2)
         return out
 
@@ -332,10 +342,20 @@ INGRESS_BUCKETS = [  # first match, scanning the buckets in this order, wins
     ("HTTP + ASGI (uvicorn, starlette, fastapi)", ("uvicorn/", "starlette/", "fastapi/")),
     ("event loop (uvloop, native)", ("asyncio/runners.py",)),
 ]
+def _advance_lock_frame() -> str:
+    """py-spy's name for the frame of advance()'s SELECT ... FOR UPDATE on the invoice row."""
+    import inspect
+
+    from invoicer import pipeline
+
+    lines, start = inspect.getsourcelines(pipeline.advance)
+    at = next((start + i for i, line in enumerate(lines) if "with_for_update" in line), None)
+    return f"advance (invoicer/pipeline.py:{at})" if at else "advance (invoicer/pipeline.py:?)"
+
+
 WORKER_BUCKETS = [
     ("waiting for the next task (pool process idle)", None),  # stacks without celery/app/trace.py
-    ("PostgreSQL: lock wait on the invoice row (advance: SELECT ... FOR UPDATE)",
-     ("advance (invoicer/pipeline.py:250)",)),
+    ("PostgreSQL: lock wait on the invoice row (advance: SELECT ... FOR UPDATE)", (_advance_lock_frame(),)),
     ("PostgreSQL: other statements and commits (waiting in psycopg)", ("psycopg/",)),
     ("PDF render (reportlab)", ("invoicer/pdf.py",)),
     ("file writes incl. fsync (PDF, .eml, sms.jsonl)", ("write_atomic", "Local.send_sms")),
@@ -551,6 +571,7 @@ def phase_pipeline(args, results: dict) -> None:
     from sqlalchemy import func, select
 
     from invoicer import db
+    from invoicer.config import settings
     from invoicer.demo import busy
 
     say("\n2. End to end (2 worker processes x --concurrency 2, no beat)")
@@ -618,7 +639,7 @@ def phase_pipeline(args, results: dict) -> None:
     tasks = processed + attempts  # one process_event task per event, one delivery task per attempt
     r = {"events_stored": stored, "queued_messages": queued, "finished": left == 0, "stalled": stalled,
          "left_open": left, "stuck_deliveries": stuck, "deadlocks": deadlocked,
-         "deadlock_timeout": deadlock_timeout,
+         "deadlock_timeout": deadlock_timeout, "lease_s": settings().task_time_limit + 5,
          "wall_s": round(ended - started, 2), "steady_s": round(steady, 2) if steady else None,
          "startup_s": round(first - started, 2) if first else None,
          "events_processed": processed, "jobs": jobs, "invoices": invoices, "invoices_done": invoices_done,
@@ -632,9 +653,9 @@ def phase_pipeline(args, results: dict) -> None:
     say(f"  {stored} events stored by phase 1 ({queued} task messages queued), then 2 workers started")
     if stalled:
         say(f"  STALLED: no progress for {args.stall:.0f} s with nothing queued; {stuck} deliveries stuck in "
-            f"'running' ({deadlocked} PostgreSQL deadlocks during the run; a delivery whose final transaction "
-            f"was the deadlock victim stays claimed until claimed_until, task_time_limit + 5 s, and then "
-            f"waits for the beat sweep). Rates below stop at the last progress.")
+            f"'running' ({deadlocked} PostgreSQL deadlocks during the run: a delivery whose final transaction "
+            f"was the deadlock victim keeps its lease, claimed_until = task_time_limit + 5 s, so its retry "
+            f"is put off until the lease ends). Rates below stop at the last progress.")
     elif left:
         say(f"  NOT finished within {args.e2e_timeout:.0f} s: {left} steps still open; rates below are partial")
     say(f"  {'events through the pipeline':<34} {r['events_per_s'] or 0:>8.1f} ev/s   "
@@ -734,7 +755,7 @@ def verdict(results: dict) -> str:
         if pipe.get("deadlocks"):
             extra = (f"; {pipe['deadlocks']} PostgreSQL deadlocks on the invoice row in advance() "
                      f"(each holds two pool processes for deadlock_timeout = {pipe.get('deadlock_timeout')} and "
-                     f"leaves a delivery stuck)")
+                     f"leaves a delivery waiting out its {pipe.get('lease_s', 125)} s lease)")
         prof = (pipe.get("profile") or {}).get("buckets")
         if prof:
             top = [f"{k} {v:.0%}" for k, v in list(prof.items())[:3]]
@@ -766,7 +787,11 @@ def main() -> int:
     p.add_argument("--profile-seconds", type=int, default=10)
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--keep", action="store_true", help=f"keep the scratch folder (logs, PDFs) under {tempfile.gettempdir()}")
-    args = p.parse_args()
+    try:
+        args = p.parse_args()
+    except SystemExit:
+        shutil.rmtree(TMP, ignore_errors=True)
+        raise
 
     def on_term(signum, frame):
         raise KeyboardInterrupt

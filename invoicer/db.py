@@ -169,6 +169,29 @@ counters = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+credentials = Table(  # encrypted (Fernet) by invoicer.credentials; never logged
+    "credentials", metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("platform", String(64), nullable=False),  # the tenant's platform name
+    Column("secret", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    _ts("updated_at", nullable=False, default=utcnow),
+    UniqueConstraint("tenant", "platform", name="uq_credentials_identity"),
+)
+
+platform_refs = Table(  # our id -> the platform's id (customers found or created there, ...)
+    "platform_refs", metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("platform", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("ours", String(256), nullable=False),
+    Column("theirs", String(256), nullable=False),
+    _ts("created_at", nullable=False, default=utcnow),
+    UniqueConstraint("tenant", "platform", "kind", "ours", name="uq_platform_refs_identity"),
+)
+
 local_ledger = Table(  # the built-in `local` platform's own books (it stands in for a vendor)
     "local_ledger", metadata,
     Column("id", Id, primary_key=True),

@@ -21,6 +21,7 @@ from .config import Tenant, settings, tenants
 from .errors import ProviderError
 from .models import Event
 from .providers import registry
+from .providers.ratelimit import Throttled
 from .store import audit, idempotency_key, insert_ignore
 
 log = logging.getLogger("invoicer.pipeline")
@@ -29,10 +30,32 @@ TERMINAL = ("done", "skipped")
 
 @dataclass
 class Ctx:
-    """What a provider may use: the engine (the local ledger), the var folder, the attempt number."""
+    """What a provider may use: the attempt number, the tenant's credentials and refs on this platform,
+    the shared rate limiter; the engine and var folder only for the built-in `local` provider."""
     engine: object
     var_dir: Path
     attempt: int = 1
+    tenant: str = ""
+    platform: str = ""
+    last_error: str | None = None
+
+    @property
+    def credentials(self):
+        from .credentials import Credentials
+
+        return Credentials(self.engine, self.tenant, self.platform)
+
+    @property
+    def refs(self):
+        from .credentials import Refs
+
+        return Refs(self.engine, self.tenant, self.platform)
+
+    @property
+    def limiter(self):
+        from .providers.ratelimit import limiter
+
+        return limiter()
 
 
 @dataclass
@@ -186,7 +209,8 @@ def run_delivery(delivery_id: int) -> Outcome:
             return Outcome()  # done, dead, or waiting for its scheduled retry
         doc = load_invoice(conn, row.invoice_id)
     tenant = tenants()[doc["tenant"]]
-    ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts)
+    ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts, tenant=doc["tenant"], platform=row.target,
+              last_error=row.last_error)
     started = time.monotonic()
     try:
         result = _HANDLERS[row.kind](row, doc, tenant, ctx)
@@ -225,14 +249,18 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
     cfg = settings()
-    retry = retryable and row.attempts < cfg.max_attempts
+    throttled = isinstance(exc, Throttled)  # our own limiter: the vendor was not called, no attempt spent
+    retry = throttled or (retryable and row.attempts < cfg.max_attempts)
     delay = backoff(row.attempts, retry_after) if retry else None
     now = db.utcnow()
     with db.engine().begin() as conn:
         conn.execute(update(db.deliveries).where(db.deliveries.c.id == row.id).values(
+            attempts=db.deliveries.c.attempts - (1 if throttled else 0),
             status="retry" if retry else "dead", claimed_until=None, updated_at=now,
             next_attempt_at=now + timedelta(seconds=delay) if retry else None,
             last_error=f"{type(exc).__name__}: {exc}"[:500]))
+        if throttled:
+            return Outcome(retry_in=delay)
         _attempt(conn, row, "retry" if retry else "dead", exc, started)
         audit(conn, doc["tenant"], "retry_scheduled" if retry else "dead_lettered", job_pk=doc["job_pk"],
               invoice_id=row.invoice_id, delivery_id=row.id, kind=row.kind, target=row.target,
@@ -287,46 +315,61 @@ def load_invoice(conn: Connection, invoice_id: int) -> dict:
     """The canonical invoice as a plain dict: what providers, the PDF and messages are made from."""
     inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id)).first()
     body = conn.execute(select(db.events.c.body).where(db.events.c.id == inv.event_pk)).scalar_one()
-    event = Event.model_validate_json(body)
+    doc = document(Event.model_validate_json(body), inv.tenant, tenants()[inv.tenant], inv.number, inv.issued_on,
+                   inv.due_days)
+    if doc["total"] != inv.total:  # the stored invoice is the record; the money rules must agree with it
+        raise RuntimeError(f"invoice {inv.number}: recomputed total {doc['total']} != stored {inv.total}")
+    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision, "pay_url": _pay_url(conn, invoice_id)}
+
+
+def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_days: int) -> dict:
+    """The canonical invoice for an event's job (pure: the same inputs give the same dict)."""
     job, customer = event.job, event.customer
-    tenant = tenants()[inv.tenant]
-    lines = conn.execute(select(db.invoice_lines).where(db.invoice_lines.c.invoice_id == invoice_id)
-                         .order_by(db.invoice_lines.c.position)).all()
-    q = money.quantum(inv.currency)
-    issued = inv.issued_on
+    lines, discounts, totals = money.price(job)
+    q = money.quantum(job.currency)
     return {
-        "id": inv.id, "job_pk": inv.job_pk, "tenant": inv.tenant, "revision": inv.revision,
-        "number": inv.number, "currency": inv.currency, "locale": tenant.locale,
-        "issued_on": issued.date(), "due_on": (issued + timedelta(days=inv.due_days)).date(),
-        "created_at": issued, "payment_terms_days": inv.due_days,
+        "tenant": slug, "number": number, "currency": job.currency, "locale": tenant.locale,
+        "issued_on": issued.date(), "due_on": (issued + timedelta(days=due_days)).date(),
+        "created_at": issued, "payment_terms_days": due_days,
         "seller": {"name": tenant.name, "address": tenant.address, "tax_id": tenant.tax_id,
                    "color": tenant.branding.color, "footer": tenant.branding.footer},
         "customer": customer.model_dump(mode="python"),
         "service_address": job.service_address.model_dump(),
         "job": {"id": job.id, "number": job.number, "summary": job.summary, "technician": job.technician.name,
                 "po_number": job.po_number, "completed_at": job.completed_at},
-        "lines": [{"kind": l.kind, "description": l.description, "sku": l.sku, "quantity": l.quantity.normalize(),
-                   "unit_price": l.unit_price.normalize(), "amount": l.amount.quantize(q), "taxable": l.taxable}
-                  for l in lines if l.kind != "discount"],
-        "discounts": [{"description": l.description, "amount": l.amount.quantize(q),
-                       "percent": l.percent.normalize() if l.percent is not None else None}
-                      for l in lines if l.kind == "discount"],
-        "subtotal": inv.subtotal.quantize(q), "discount_total": inv.discount.quantize(q),
-        "tax": {"rate": job.tax.rate, "jurisdiction": job.tax.jurisdiction, "amount": inv.tax.quantize(q)},
-        "total": inv.total.quantize(q),
+        "lines": [{"kind": l.kind, "description": l.description, "sku": l.sku, "quantity": l.quantity,
+                   "unit_price": l.unit_price, "amount": l.amount, "taxable": l.taxable} for l in lines],
+        "discounts": [{"description": d.description, "amount": d.amount, "percent": d.percent} for d in discounts],
+        "subtotal": totals.subtotal.quantize(q), "discount_total": totals.discount.quantize(q),
+        "tax": {"rate": job.tax.rate, "jurisdiction": job.tax.jurisdiction, "amount": totals.tax.quantize(q)},
+        "total": totals.total.quantize(q),
         "signature": job.signature.model_dump() if job.signature else None,
         "pay_url": None,
     }
 
 
+def _pay_url(conn: Connection, invoice_id: int) -> str | None:
+    """The payment link a payment platform gave for this invoice, for the PDF and the messages."""
+    d = db.deliveries.c
+    for provider, url in conn.execute(select(d.provider, d.url).where(
+            d.invoice_id == invoice_id, d.kind == "invoice", d.status == "done", d.url.is_not(None))
+            .order_by(d.id)):
+        if registry.has(provider, "payment_link"):
+            return url
+    return None
+
+
 # ---------------------------------------------------------------- what each kind of delivery does
 
 def _invoice(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
-    provider = registry.get(row.provider)(tenant.platforms[row.target].model_dump(), ctx)
+    options = tenant.platforms[row.target].model_dump()
+    provider = registry.get(row.provider)(options, ctx)
     found = None
     if ctx.attempt > 1 and "find_invoice" in provider.capabilities:  # an earlier try may have landed
         found = provider.find_invoice(doc, row.idempotency_key)
     created = found or provider.create_invoice(doc, row.idempotency_key)
+    if options.get("send") and "send_invoice" in provider.capabilities:
+        provider.send_invoice(created, doc, row.idempotency_key)  # idempotent on the vendor's side
     return {"external_id": created.external_id, "number": created.number, "url": created.url,
             "detail": {**created.detail, "found_existing": bool(found)}}
 

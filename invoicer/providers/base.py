@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ..errors import Unsupported
 
 CAPABILITIES = ("create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
-                "send_email", "send_sms")
+                "payment_link", "send_email", "send_sms")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,23 @@ class Message:
     text: str
     attachment: tuple[str, bytes] | None = None  # (filename, PDF bytes)
     tenant: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentStatus:
+    """What the platform says has been paid. `paid` is True only when nothing is left to pay."""
+    amount_paid: Decimal
+    amount_due: Decimal
+    paid: bool
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One verified vendor event, normalised; the raw payload is kept beside it."""
+    type: str  # invoice.paid | invoice.payment_partial | invoice.voided | other
+    external_id: str
+    amount_paid: Decimal | None = None
+    raw: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,15 @@ class Provider:
 
     def find_invoice(self, invoice: dict, key: str) -> Created | None:
         raise Unsupported(f"{self.slug} cannot look invoices up")
+
+    def send_invoice(self, created: Created, invoice: dict, key: str) -> None:
+        raise Unsupported(f"{self.slug} cannot send invoices")
+
+    def payment_status(self, external_id: str) -> "PaymentStatus":
+        raise Unsupported(f"{self.slug} cannot report payment status")
+
+    def parse_webhook(self, headers: dict, body: bytes, url: str = "") -> list["WebhookEvent"]:
+        raise Unsupported(f"{self.slug} sends no webhooks")
 
     def send_email(self, message: Message) -> Sent:
         raise Unsupported(f"{self.slug} cannot send email")

@@ -1,12 +1,12 @@
 """Providers by slug: a registry, not an if-chain. Packages register themselves on import."""
 from __future__ import annotations
 
+import pkgutil
 from importlib import import_module
 
 from .base import Provider
 
 _PROVIDERS: dict[str, type[Provider]] = {}
-_PACKAGES = ("local",)  # provider packages under invoicer.providers
 
 
 def register(cls: type[Provider]) -> type[Provider]:
@@ -15,9 +15,13 @@ def register(cls: type[Provider]) -> type[Provider]:
 
 
 def _load() -> None:
+    """Import every provider package's adapter (each package under invoicer/providers/ is one platform)."""
     if not _PROVIDERS:
-        for name in _PACKAGES:
-            import_module(f"invoicer.providers.{name}.adapter")
+        from .. import providers
+
+        for info in pkgutil.iter_modules(providers.__path__):
+            if info.ispkg:
+                import_module(f"invoicer.providers.{info.name}.adapter")
 
 
 def get(slug: str) -> type[Provider]:

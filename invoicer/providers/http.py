@@ -1,0 +1,101 @@
+"""HTTP for every adapter: one pooled session per process, timeouts, and the vendor's answer turned
+into a typed error that decides whether the step is retried (see invoicer/errors.py).
+
+Mapping (after ../shared/STYLE.md): connection refused or a connect timeout -> Unavailable (nothing
+reached the vendor); a read timeout or a reset after sending -> OutcomeUnknown (look up before
+retrying); 429 -> RateLimited with the vendor's Retry-After; 401/403 -> AuthFailed; 408 and 5xx ->
+Unavailable; 409 -> Unavailable (a concurrent request with the same key is still running); any
+other 4xx -> Rejected, never retried.
+"""
+from __future__ import annotations
+
+import os
+import time
+from email.utils import parsedate_to_datetime
+from typing import Callable
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected, Unavailable
+
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 30.0
+_session: requests.Session | None = None
+_pid = 0
+
+
+def session() -> requests.Session:
+    """The process's pooled session (a fresh one after a fork: sockets are not shared across processes)."""
+    global _session, _pid
+    if _session is None or _pid != os.getpid():
+        s = requests.Session()
+        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=64, max_retries=0)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        _session, _pid = s, os.getpid()
+    return _session
+
+
+def base_url(slug: str, options: dict, default: str) -> str:
+    """Tenant option `base_url`, else INVOICER_<SLUG>_BASE_URL, else the vendor's production URL."""
+    return (options.get("base_url") or os.environ.get(f"INVOICER_{slug.upper()}_BASE_URL") or default).rstrip("/")
+
+
+def retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _default_message(resp: requests.Response) -> str:
+    return resp.text[:300]
+
+
+def raise_for(resp: requests.Response, slug: str, message: Callable[[requests.Response], str] = _default_message,
+              ) -> requests.Response:
+    """The response if it succeeded, else the typed error its status means."""
+    status = resp.status_code
+    if status < 400:
+        return resp
+    try:
+        text = message(resp)
+    except Exception:  # an error body we cannot parse is still an error
+        text = resp.text[:300]
+    detail = f"{slug} answered {status}: {text}"
+    if status == 429:
+        raise RateLimited(detail, retry_after=retry_after(resp), status=status)
+    if status in (401, 403):
+        raise AuthFailed(detail, status=status)
+    if status in (408, 409) or status >= 500:
+        raise Unavailable(detail, retry_after=retry_after(resp), status=status)
+    raise Rejected(detail, status=status)
+
+
+def call(method: str, url: str, *, slug: str, message: Callable[[requests.Response], str] = _default_message,
+         timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT), **kwargs) -> requests.Response:
+    """One request; the typed error on failure. Never logs the request (it carries credentials)."""
+    try:
+        resp = session().request(method, url, timeout=timeout, **kwargs)
+    except requests.ConnectTimeout as exc:
+        raise Unavailable(f"{slug}: connect timeout") from exc
+    except requests.ConnectionError as exc:
+        if _before_sending(exc):
+            raise Unavailable(f"{slug}: connection refused") from exc
+        raise OutcomeUnknown(f"{slug}: connection lost after sending") from exc
+    except requests.ReadTimeout as exc:
+        raise OutcomeUnknown(f"{slug}: no answer within {timeout[1]} s") from exc
+    return raise_for(resp, slug, message)
+
+
+def _before_sending(exc: requests.ConnectionError) -> bool:
+    text = repr(exc)
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolution", "Max retries"))\
+        and "RemoteDisconnected" not in text and "ProtocolError" not in text

@@ -1,0 +1,121 @@
+"""Vendor rate limits shared by every worker: a GCRA token bucket and a concurrency cap in Redis.
+
+A burst for one tenant drains at the highest rate the vendor allows; a worker waits its turn (up to
+`max_wait`), else raises Throttled, which reschedules the step without spending one of its attempts.
+Without Redis (the embedded demo broker) the limits hold per process only.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ..errors import RateLimited
+
+
+class Throttled(RateLimited):
+    """Our own limiter said wait; the vendor was not called."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    per: float  # seconds
+    burst: int | None = None  # default: count (a full window may go at once)
+
+    @property
+    def interval_ms(self) -> float:
+        return self.per * 1000 / self.count
+
+
+_GCRA = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat + interval - now + 1000))
+return 0
+"""
+
+_ENTER = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  return 0
+end
+return 50
+"""
+
+
+class Limiter:
+    def __init__(self, redis_client=None, prefix: str = "invoicer:rl:"):
+        self.redis = redis_client
+        self.prefix = prefix
+        if redis_client is not None:
+            self._gcra = redis_client.register_script(_GCRA)
+            self._enter = redis_client.register_script(_ENTER)
+        self._local: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _wait_ms(self, key: str, rate: Rate) -> float:
+        tolerance = (rate.burst or rate.count) * rate.interval_ms - rate.interval_ms
+        if self.redis is not None:
+            return float(self._gcra(keys=[key], args=[rate.interval_ms, tolerance]))
+        with self._lock:
+            now = time.monotonic() * 1000
+            tat = max(self._local.get(key, now), now)
+            wait = tat - tolerance - now
+            if wait <= 0:
+                self._local[key] = tat + rate.interval_ms
+            return max(0.0, wait)
+
+    @contextmanager
+    def slot(self, key: str, rates: list[Rate], concurrency: int | None = None, lease: float = 60,
+             max_wait: float = 20):
+        """Hold one request's worth of every rate (and a concurrency slot) for `key`."""
+        deadline = time.monotonic() + max_wait
+        for i, rate in enumerate(rates):
+            while (wait := self._wait_ms(f"{self.prefix}{key}:r{i}", rate)) > 0:
+                if time.monotonic() + wait / 1000 > deadline:
+                    raise Throttled(f"{key}: over {rate.count} per {rate.per:g} s", retry_after=wait / 1000)
+                time.sleep(wait / 1000)
+        token = uuid.uuid4().hex
+        ckey = f"{self.prefix}{key}:c"
+        if concurrency and self.redis is not None:
+            while int(self._enter(keys=[ckey], args=[concurrency, int(lease * 1000), token])):
+                if time.monotonic() > deadline:
+                    raise Throttled(f"{key}: {concurrency} requests already in flight", retry_after=1.0)
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            if concurrency and self.redis is not None:
+                self.redis.zrem(ckey, token)
+
+
+_limiter: Limiter | None = None
+
+
+def limiter() -> Limiter:
+    """The process's limiter, on the broker's Redis when the broker is Redis."""
+    global _limiter
+    if _limiter is None:
+        from ..config import settings
+
+        url = settings().broker_url
+        client = None
+        if url.startswith("redis"):
+            import redis
+
+            client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+        _limiter = Limiter(client)
+    return _limiter
