@@ -1,0 +1,81 @@
+"""The shared rate limiter on a real Redis: limits hold across threads (and so across workers)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from invoicer.providers.ratelimit import Limiter, Rate, Throttled
+
+from ..conftest import TEST_ENV
+
+
+@pytest.fixture
+def limiter(redis_client):
+    redis_client.flushdb()
+    return Limiter(redis.Redis.from_url(TEST_ENV["INVOICER_BROKER_URL"]))
+
+
+def test_a_full_window_goes_at_once_then_it_waits(limiter):
+    """10 a minute: ten requests need no wait, the eleventh waits about six seconds."""
+    rate = Rate(10, 60)
+    assert [limiter._wait_ms("t:burst", rate) for _ in range(10)] == [0] * 10
+    assert 5000 < limiter._wait_ms("t:burst", rate) <= 6000
+
+
+def test_threads_share_one_budget(limiter):
+    """Four threads, 20 requests, 10/s with a burst of 1: never more than one request per 0.1 s window."""
+    stamps, lock = [], threading.Lock()
+
+    def work():
+        for _ in range(5):
+            with limiter.slot("t:shared", [Rate(10, 1, burst=1)]):
+                with lock:
+                    stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stamps.sort()
+    assert len(stamps) == 20
+    assert stamps[-1] - stamps[0] >= 19 * 0.1 * 0.95
+
+
+def test_concurrency_cap(limiter):
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def work():
+        with limiter.slot("t:conc", [Rate(1000, 1)], concurrency=2):
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= peak[0] <= 2 and inside[0] == 0
+
+
+def test_a_long_wait_raises_throttled_without_calling(limiter):
+    with limiter.slot("t:slow", [Rate(1, 60)]):
+        pass
+    with pytest.raises(Throttled) as caught:
+        with limiter.slot("t:slow", [Rate(1, 60)], max_wait=0.2):
+            pytest.fail("the body must not run")
+    assert 50 < caught.value.retry_after <= 60
+
+
+def test_keys_are_independent(limiter):
+    with limiter.slot("t:a", [Rate(1, 60)]):
+        pass
+    with limiter.slot("t:b", [Rate(1, 60)], max_wait=0.1):
+        pass
