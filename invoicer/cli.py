@@ -91,6 +91,28 @@ def _db(args) -> int:
     return 0
 
 
+def _credentials(args) -> int:
+    """Store a tenant's credentials for one platform, from a JSON object on standard input."""
+    from . import db
+    from .config import tenants
+    from .credentials import Credentials
+
+    tenant = tenants().get(args.tenant)
+    if tenant is None or args.platform not in tenant.platforms:
+        print(f"invoicer: tenant {args.tenant!r} has no platform named {args.platform!r}", file=sys.stderr)
+        return 2
+    try:
+        value = json.loads(sys.stdin.read())
+        if not isinstance(value, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        print(f"invoicer: credentials must be a JSON object on standard input ({exc})", file=sys.stderr)
+        return 2
+    Credentials(db.engine(), args.tenant, args.platform).put(value)
+    print(f"stored credentials for {args.tenant} on {args.platform} (encrypted; keys: {', '.join(sorted(value))})")
+    return 0
+
+
 def _providers(args) -> int:
     from .providers import registry
 
@@ -157,6 +179,12 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("db", help="database schema")
     m.add_argument("action", choices=["upgrade"])
     m.set_defaults(func=_db)
+
+    cr = sub.add_parser("credentials", help="store a platform's credentials (JSON on stdin), encrypted")
+    cr.add_argument("action", choices=["set"])
+    cr.add_argument("tenant")
+    cr.add_argument("platform", help="the platform's name in the tenant's configuration")
+    cr.set_defaults(func=_credentials)
 
     pr = sub.add_parser("providers", help="list registered platforms and channels with their capabilities")
     pr.set_defaults(func=_providers)

@@ -13,7 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from standardwebhooks import Webhook
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, db, documents
+from . import __version__, db, documents, pipeline
+from .errors import AuthFailed, Rejected
+from .providers import registry
 from .config import ConfigError, settings, tenants
 from .models import Event
 from .status import job_status
@@ -138,6 +140,32 @@ def create_app() -> FastAPI:
             return JSONResponse({**answer, "duplicate": True}, status_code=200)
         await run_in_threadpool(publish, pk)
         return JSONResponse(answer, status_code=202)
+
+    @app.post("/v1/webhooks/{provider}/{tenant}")
+    async def platform_webhook(provider: str, tenant: str, request: Request):
+        """A platform's own webhook (e.g. Stripe invoice.paid), verified by that platform's scheme."""
+        body = await _read_body(request, cfg.max_body_bytes)
+        if body is None:
+            return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
+        conf = tenants().get(tenant)
+        names = [n for n, p in (conf.platforms.items() if conf else []) if p.provider == provider]
+        if not names or not registry.has(provider, "parse_webhook"):
+            return _error(404, "not_found", "no such webhook endpoint")
+        cls = registry.get(provider)
+        events = None
+        for name in names:
+            try:
+                events = cls(conf.platforms[name].model_dump(), None).parse_webhook(
+                    dict(request.headers), body, str(request.url))
+                break
+            except AuthFailed:
+                continue
+            except Rejected as exc:
+                return _error(422, "invalid_webhook", str(exc))
+        if events is None:
+            return _error(401, "bad_signature", "the webhook signature does not verify")
+        outcomes = [await run_in_threadpool(pipeline.apply_webhook, tenant, provider, e) for e in events]
+        return {"received": len(events), "outcomes": outcomes}
 
     @app.get("/v1/jobs/{tenant}/{job_id}")
     async def get_job(tenant: str, job_id: str, request: Request):

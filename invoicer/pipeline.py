@@ -472,3 +472,27 @@ def counts() -> dict:
         ev = dict(conn.execute(select(db.events.c.status, func.count()).group_by(db.events.c.status)).all())
         jobs = dict(conn.execute(select(db.jobs.c.state, func.count()).group_by(db.jobs.c.state)).all())
     return {"events": ev, "jobs": jobs, "deliveries": {f"{k}.{s}": n for k, s, n in by}}
+
+
+def apply_webhook(tenant: str, provider: str, event) -> str:
+    """Record what a platform's verified webhook says about one of our invoices; idempotent."""
+    d, i = db.deliveries.c, db.invoices.c
+    with db.engine().begin() as conn:
+        row = conn.execute(select(db.invoices).join(db.deliveries, d.invoice_id == i.id).where(
+            i.tenant == tenant, d.provider == provider, d.kind == "invoice",
+            d.external_id == event.external_id).with_for_update()).first()
+        if row is None:
+            return "unknown_invoice"
+        if event.type not in ("invoice.paid", "invoice.payment_partial"):
+            audit(conn, tenant, f"webhook_{event.type}", job_pk=row.job_pk, invoice_id=row.id, provider=provider,
+                  external_id=event.external_id)
+            return "recorded"
+        paid = event.amount_paid if event.amount_paid is not None else row.total
+        if row.amount_paid == paid:
+            return "unchanged"
+        full = paid >= row.total
+        conn.execute(update(db.invoices).where(i.id == row.id).values(
+            amount_paid=paid, paid_at=db.utcnow() if full else None))
+        audit(conn, tenant, "invoice_paid" if full else "payment_partial", job_pk=row.job_pk, invoice_id=row.id,
+              provider=provider, external_id=event.external_id, amount_paid=str(paid))
+    return "paid" if full else "partial"

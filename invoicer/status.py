@@ -53,6 +53,7 @@ def job_status(tenant: str, job_id: str) -> dict | None:
             **{name: str(getattr(inv, name).quantize(quantum(inv.currency)))
                for name in ("subtotal", "discount", "tax", "total")},
             "issued_at": _iso(inv.issued_on),
+            "amount_paid": str(inv.amount_paid.quantize(quantum(inv.currency))), "paid_at": _iso(inv.paid_at),
             "platforms": [{"platform": d.target, "provider": d.provider, "external_id": d.external_id,
                            "number": d.external_number, "url": d.url, **step(d)}
                           for d in mine if d.kind == "invoice"],

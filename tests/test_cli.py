@@ -73,3 +73,27 @@ def test_providers_lists_the_registry():
 def test_send_reports_an_unreadable_file(tmp_path):
     r = run_cli("send", str(tmp_path / "missing.jsonl"))
     assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_credentials_set_stores_them_encrypted(database, tmp_path):
+    from cryptography.fernet import Fernet
+
+    from .conftest import TEST_ENV
+
+    key = Fernet.generate_key().decode()
+    env = {**TEST_ENV, "INVOICER_CREDENTIALS_KEY": key}
+    r = subprocess.run([sys.executable, "-m", "invoicer.cli", "credentials", "set", "acme-hvac", "books"],
+                       input='{"refresh_token": "rt-1"}', env={**os.environ, **env}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "rt-1" not in r.stdout and "refresh_token" in r.stdout
+    os.environ["INVOICER_CREDENTIALS_KEY"] = key
+    try:
+        from invoicer import db
+        from invoicer.credentials import Credentials
+
+        assert Credentials(db.engine(), "acme-hvac", "books").get() == {"refresh_token": "rt-1"}
+    finally:
+        del os.environ["INVOICER_CREDENTIALS_KEY"]
+    bad = subprocess.run([sys.executable, "-m", "invoicer.cli", "credentials", "set", "acme-hvac", "nope"],
+                         input="{}", env={**os.environ, **env}, capture_output=True, text=True)
+    assert bad.returncode == 2 and "no platform named 'nope'" in bad.stderr

@@ -1,4 +1,4 @@
-"""credentials and platform refs
+"""credentials, platform refs, payments
 
 Revision ID: 0003
 Revises: 0002
@@ -35,8 +35,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_platform_refs')),
     sa.UniqueConstraint('tenant', 'platform', 'kind', 'ours', name='uq_platform_refs_identity')
     )
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('amount_paid', sa.Numeric(precision=20, scale=6), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('paid_at', sa.DateTime(timezone=True), nullable=True))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_column('paid_at')
+        batch_op.drop_column('amount_paid')
+
     op.drop_table('platform_refs')
     op.drop_table('credentials')
