@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     sweep_interval: float = 15.0  # seconds between beat sweeps
     sweep_grace: float = 60.0  # a step idle this long is re-driven by the sweep
     max_body_bytes: int = 256 * 1024
+    task_events: bool = False  # Celery task events; Flower enables them itself while it runs
     api_token: str | None = None  # when set, GET /v1/jobs/... needs "Authorization: Bearer <token>"
 
 
@@ -148,6 +149,10 @@ def load_tenants(path: str | None) -> dict[str, Tenant]:
             if not registry.has(platform.provider, "create_invoice"):
                 raise ConfigError(f"{origin}: tenants.{slug}.platforms.{name}.provider: "
                                   f"no invoice platform named {platform.provider!r}")
+            check = getattr(registry.get(platform.provider), "check_options", None)
+            problems = check(platform.model_dump(), name) if check else []
+            if problems:
+                raise ConfigError("\n".join(f"{origin}: tenants.{slug}.{p}" for p in problems))
         for kind in ("email", "sms"):
             provider = getattr(tenant.channels, kind)
             if not registry.has(provider, f"send_{kind}"):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import db, documents, money, notify
 from .config import Tenant, settings, tenants
-from .errors import ProviderError
+from .errors import ProviderError, RateLimited
 from .models import Event
 from .providers import registry
 from .providers.ratelimit import Throttled
@@ -194,14 +194,15 @@ def run_delivery(delivery_id: int) -> Outcome:
     now = db.utcnow()
     d = db.deliveries.c
     with eng.begin() as conn:
-        claimed = conn.execute(update(db.deliveries).where(d.id == delivery_id, or_(
+        row = conn.execute(update(db.deliveries).where(d.id == delivery_id, or_(
             d.status == "pending",
             and_(d.status == "retry", d.next_attempt_at <= now + timedelta(seconds=1)),
             and_(d.status == "running", d.claimed_until < now),
         )).values(status="running", attempts=d.attempts + 1, updated_at=now,
-                  claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)))
-        row = conn.execute(select(db.deliveries).where(d.id == delivery_id)).first()
-        if claimed.rowcount != 1:
+                  claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5))
+            .returning(*db.deliveries.c)).first()
+        if row is None:
+            row = conn.execute(select(db.deliveries).where(d.id == delivery_id)).first()
             if row is not None and row.status == "running":
                 # another copy holds the lease (a redelivery while it runs, or a dead worker's lease
                 # not yet expired): look again once the lease ends, rather than dropping this message
@@ -219,15 +220,24 @@ def run_delivery(delivery_id: int) -> Outcome:
     except Exception as exc:  # a bug or an unexpected library error: retried, capped, then dead-lettered
         log.exception("delivery %s (%s) raised", delivery_id, row.kind)
         return _failed(row, doc, exc, True, None, started)
-    with eng.begin() as conn:
-        conn.execute(update(db.deliveries).where(d.id == delivery_id).values(
-            status="done", claimed_until=None, next_attempt_at=None, updated_at=db.utcnow(), last_error=None,
-            external_id=result.get("external_id"), external_number=result.get("number"), url=result.get("url"),
-            detail=result.get("detail")))
-        _attempt(conn, row, "ok", None, started)
-        audit(conn, doc["tenant"], f"{row.kind}_done", job_pk=doc["job_pk"], invoice_id=row.invoice_id,
-              delivery_id=row.id, target=row.target, attempt=row.attempts, external_id=result.get("external_id"))
-        follow = advance(conn, row.invoice_id)
+    try:
+        with eng.begin() as conn:
+            conn.execute(update(db.deliveries).where(d.id == delivery_id).values(
+                status="done", claimed_until=None, next_attempt_at=None, updated_at=db.utcnow(), last_error=None,
+                external_id=result.get("external_id"), external_number=result.get("number"),
+                url=result.get("url"), detail=result.get("detail")))
+            _attempt(conn, row, "ok", None, started)
+            audit(conn, doc["tenant"], f"{row.kind}_done", job_pk=doc["job_pk"], invoice_id=row.invoice_id,
+                  delivery_id=row.id, target=row.target, attempt=row.attempts,
+                  external_id=result.get("external_id"))
+            follow = advance(conn, row.invoice_id)
+    except DBAPIError:
+        # the effect happened but was not recorded: give the lease back so the retry (which looks the
+        # effect up first) runs now, not when the lease would have run out
+        with eng.begin() as conn:
+            conn.execute(update(db.deliveries).where(d.id == delivery_id, d.status == "running").values(
+                status="retry", claimed_until=None, next_attempt_at=db.utcnow(), updated_at=db.utcnow()))
+        raise
     log.info("delivery done id=%s kind=%s target=%s tenant=%s attempt=%s", row.id, row.kind, row.target,
              doc["tenant"], row.attempts)
     return Outcome(enqueue=follow)
@@ -250,12 +260,15 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
     cfg = settings()
     throttled = isinstance(exc, Throttled)  # our own limiter: the vendor was not called, no attempt spent
-    retry = throttled or (retryable and row.attempts < cfg.max_attempts)
+    # a vendor's 429 is not a failure of the request either: wait as told (capped), without spending
+    # an attempt, so a daily limit cannot dead-letter a healthy invoice
+    limited = isinstance(exc, RateLimited) and not throttled
+    retry = throttled or limited or (retryable and row.attempts < cfg.max_attempts)
     delay = backoff(row.attempts, retry_after) if retry else None
     now = db.utcnow()
     with db.engine().begin() as conn:
         conn.execute(update(db.deliveries).where(db.deliveries.c.id == row.id).values(
-            attempts=db.deliveries.c.attempts - (1 if throttled else 0),
+            attempts=db.deliveries.c.attempts - (1 if throttled or limited else 0),
             status="retry" if retry else "dead", claimed_until=None, updated_at=now,
             next_attempt_at=now + timedelta(seconds=delay) if retry else None,
             last_error=f"{type(exc).__name__}: {exc}"[:500]))
@@ -275,7 +288,10 @@ def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
 
 def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
     """Move an invoice to its next stage once the current one is complete (idempotent, race-safe)."""
-    inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id).with_for_update()).first()
+    # FOR NO KEY UPDATE: serialises advancing one invoice without conflicting with the KEY SHARE locks
+    # that inserting its audit rows takes (FOR UPDATE would deadlock two deliveries finishing together)
+    inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id)
+                       .with_for_update(key_share=True)).first()
     rows = conn.execute(select(db.deliveries.c.kind, db.deliveries.c.status)
                         .where(db.deliveries.c.invoice_id == invoice_id)).all()
 

@@ -23,7 +23,8 @@ SHARED = ROOT.parent / "shared"
 PG_SERVER = os.environ.get("INVOICER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("INVOICER_TEST_REDIS", "redis://127.0.0.1:6379")
 DB_NAME = f"invoicer_test_{os.getpid()}"
-REDIS_DB = 11
+# a database number of its own per run (8-15), so two test runs on one machine do not flush each other
+REDIS_DB = int(os.environ.get("INVOICER_TEST_REDIS_DB", 8 + os.getpid() % 8))
 VAR = Path(tempfile.mkdtemp(prefix="invoicer-test-"))
 SECRET = "whsec_" + base64.b64encode(b"test-secret-for-the-suite-32byte").decode()
 

@@ -1,12 +1,15 @@
 """Providers by slug: a registry, not an if-chain. Packages register themselves on import."""
 from __future__ import annotations
 
+import logging
 import pkgutil
 from importlib import import_module
 
 from .base import Provider
 
 _PROVIDERS: dict[str, type[Provider]] = {}
+_loaded = False
+log = logging.getLogger("invoicer.providers")
 
 
 def register(cls: type[Provider]) -> type[Provider]:
@@ -15,13 +18,22 @@ def register(cls: type[Provider]) -> type[Provider]:
 
 
 def _load() -> None:
-    """Import every provider package's adapter (each package under invoicer/providers/ is one platform)."""
-    if not _PROVIDERS:
-        from .. import providers
+    """Import every provider package's adapter (each package under invoicer/providers/ is one platform).
 
-        for info in pkgutil.iter_modules(providers.__path__):
-            if info.ispkg:
+    A package that fails to import is logged and left out, so one broken platform cannot take the
+    others down; `get` then says it is unknown."""
+    global _loaded
+    if _loaded:
+        return
+    from .. import providers
+
+    for info in pkgutil.iter_modules(providers.__path__):
+        if info.ispkg:
+            try:
                 import_module(f"invoicer.providers.{info.name}.adapter")
+            except ImportError:
+                log.exception("provider package %s could not be imported", info.name)
+    _loaded = True
 
 
 def get(slug: str) -> type[Provider]:

@@ -44,8 +44,10 @@ def make_app() -> Celery:
         task_default_queue="ingest",
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
                                    "interval_max": 1},
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # task events cost a Redis write per task state; Flower switches them on while it watches
+        # (INVOICER_TASK_EVENTS=true sends them always, with the publisher's "sent" event too)
+        worker_send_task_events=cfg.task_events,
+        task_send_sent_event=cfg.task_events,
         worker_hijack_root_logger=False,
         timezone="UTC",
     )

@@ -1,0 +1,1 @@
+"""Xero (Accounting API 2.0): transform, adapter, webhooks and a simulator."""

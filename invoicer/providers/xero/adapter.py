@@ -1,0 +1,258 @@
+"""Xero (Accounting API 2.0): auth and HTTP only; the mapping lives in transform.py.
+
+Tenant options (platforms.<name> in the tenants file):
+  provider: xero
+  tenant_id          the Xero organisation id, sent as `xero-tenant-id` (required)
+  accounts           {labor, material, fee}: the AccountCode for each kind of line (required per kind used)
+  tax_types          {taxable, exempt}: the TaxType for taxable and untaxed lines (required per kind used)
+  use_our_number     true: InvoiceNumber is our number (Xero refuses a duplicate); default false: Xero
+                     numbers the invoice. Our number is always the Reference, which is how it is found again.
+  send               true: the pipeline emails the invoice from Xero (POST /Invoices/{id}/Email)
+  base_url           default https://api.xero.com (else env INVOICER_XERO_BASE_URL)
+  token_url          default https://identity.xero.com/connect/token (else env INVOICER_XERO_TOKEN_URL)
+  client_id_env, client_secret_env   env vars with the app's OAuth client (default INVOICER_XERO_CLIENT_ID,
+                     INVOICER_XERO_CLIENT_SECRET)
+  webhook_key_env    env var with the app's webhook signing key (default INVOICER_XERO_WEBHOOK_KEY)
+Credentials (`invoicer credentials set`): {"access_token", "refresh_token", "expires_at"} (epoch seconds).
+
+Auth: OAuth 2 with 30-minute access tokens and ROTATING refresh tokens. The token is renewed through
+`ctx.credentials.refresh` (under a row lock, stored before use) when it is about to expire, and once more
+when Xero answers 401; the request is then repeated once. If a refresh's answer is lost, the old refresh
+token stays usable for Xero's 30-minute grace period, so the retry still works.
+
+Limits per organisation: 60 calls a minute, 5,000 a day, 5 at once. Our limiter holds 50 a minute with
+bursts of 10 and 4,800 a day with bursts of 200, so no rolling 60 s (or 24 h) window ever sees more
+than 60 (5,000) of our calls, whichever way Xero counts; concurrency 5.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import requests
+
+from ...errors import AuthFailed, MappingMissing, Rejected
+from .. import http
+from ..base import Created, PaymentStatus, Provider, WebhookEvent
+from ..ratelimit import Rate
+from ..registry import register
+from . import transform, webhooks
+
+DEFAULT_BASE = "https://api.xero.com"
+DEFAULT_TOKEN_URL = "https://identity.xero.com/connect/token"
+RATES = [Rate(50, 60, burst=10), Rate(4800, 86400, burst=200)]
+CONCURRENCY = 5
+BATCH = 50  # Xero's advice: about 50 elements per request
+EARLY = 120  # renew an access token this many seconds before it expires
+
+
+def _message(resp: requests.Response) -> str:
+    """Xero's error text, with the limit it names on a 429."""
+    try:
+        body = transform.loads(resp.content) if resp.content else None
+    except ValueError:
+        body = None
+    text = transform.error_text(body, resp.text)
+    problem = resp.headers.get("X-Rate-Limit-Problem")
+    if problem:
+        return f"{problem} limit reached" + (f"; {text}" if text else "")
+    return text or resp.reason or ""
+
+
+@register
+class Xero(Provider):
+    slug = "xero"
+    capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook"})
+
+    def __init__(self, options: dict | None = None, ctx=None):
+        super().__init__(options, ctx)
+        self.platform = getattr(ctx, "platform", "") or "xero"
+        self.api = http.base_url(self.slug, self.options, DEFAULT_BASE) + "/api.xro/2.0"
+        self.token_url = (self.options.get("token_url") or os.environ.get("INVOICER_XERO_TOKEN_URL")
+                          or DEFAULT_TOKEN_URL)
+        self.mapping = transform.Mapping.from_options(self.options, self.platform)
+
+    # ------------------------------------------------------------ capabilities
+
+    def create_invoice(self, invoice: dict, key: str) -> Created:
+        return self.create_invoices([invoice], [key])[0]
+
+    def create_invoices(self, invoices: list[dict], keys: list[str]) -> list[Created]:
+        """Many invoices in as few calls as Xero allows (one per 50), each total checked against ours."""
+        if len(invoices) != len(keys):
+            raise ValueError("one idempotency key per invoice")
+        self.tenant_id  # noqa: B018 -- a missing organisation id fails before anything is sent
+        transform.invoices_body(invoices, ["00000000-0000-0000-0000-000000000000"] * len(invoices), self.mapping)
+        contacts: dict[str, str] = {}
+        ids = []
+        for doc, key in zip(invoices, keys):
+            ours = doc["customer"]["id"]
+            if ours not in contacts:
+                contacts[ours] = self._contact(doc["customer"], key)
+            ids.append(contacts[ours])
+        out: list[Created] = []
+        for start in range(0, len(invoices), BATCH):
+            docs, chunk = invoices[start:start + BATCH], keys[start:start + BATCH]
+            body = transform.invoices_body(docs, ids[start:start + BATCH], self.mapping)
+            resp = self._request("PUT", "/Invoices", body=body, key=transform.batch_key(chunk))
+            out += transform.created_all(transform.loads(resp.content), docs)
+        return out
+
+    def find_invoice(self, invoice: dict, key: str) -> Created | None:
+        if self.mapping.use_our_number:
+            params = {"InvoiceNumbers": invoice["number"]}
+        else:
+            params = {"where": transform.invoices_where(invoice)}
+        resp = self._request("GET", "/Invoices", params=params)
+        found = transform.pick_invoice(transform.loads(resp.content).get("Invoices") or [], invoice,
+                                       by_number=self.mapping.use_our_number)
+        if found is None:
+            return None
+        transform.check_total(found, invoice)
+        return transform.created(found)
+
+    def send_invoice(self, created: Created, invoice: dict, key: str) -> None:
+        """Xero emails the invoice to its contact (AUTHORISED invoices only); skipped if already sent."""
+        if created.detail.get("sent_to_contact"):
+            return
+        self._request("POST", f"/Invoices/{created.external_id}/Email", body={},
+                      key=transform.idempotency_key(key, "email"))
+
+    def payment_status(self, external_id: str) -> PaymentStatus:
+        resp = self._request("GET", f"/Invoices/{external_id}")
+        invoices = transform.loads(resp.content).get("Invoices") or []
+        if not invoices:
+            raise Rejected(f"xero has no invoice {external_id}")
+        return transform.payment_status(invoices[0])
+
+    def parse_webhook(self, headers: dict, body: bytes, url: str = "") -> list[WebhookEvent]:
+        name = self.options.get("webhook_key_env") or "INVOICER_XERO_WEBHOOK_KEY"
+        key = os.environ.get(name)
+        if not key:
+            raise AuthFailed(f"xero webhook: environment variable {name} (the webhook key) is not set")
+        return webhooks.parse(headers, body, key, tenant_id=self.options.get("tenant_id"))
+
+    # ------------------------------------------------------------ customers
+
+    def _contact(self, customer: dict, key: str) -> str:
+        """The ContactID of our customer: remembered, given by the sender, found by our id or email, or made."""
+        ours = customer["id"]
+        known = self.ctx.refs.get("contact", ours)
+        if known:
+            return known
+        theirs = (customer.get("external_ids") or {}).get("xero") or self._find_contact(customer)
+        if not theirs:
+            theirs = self._create_contact(customer, key)
+        return self.ctx.refs.put("contact", ours, theirs)  # a concurrent worker's answer wins
+
+    def _find_contact(self, customer: dict) -> str | None:
+        where = transform.contacts_where(customer)
+        if not where:
+            return None
+        resp = self._request("GET", "/Contacts", params={"where": where})
+        return transform.pick_contact(transform.loads(resp.content).get("Contacts") or [], customer)
+
+    def _create_contact(self, customer: dict, key: str) -> str:
+        try:
+            resp = self._request("PUT", "/Contacts", body=transform.contact_body(customer),
+                                 key=transform.idempotency_key(key, "contact"))
+        except Rejected as exc:
+            if "already assigned" not in str(exc):
+                raise
+            found = self._find_contact(customer)  # another worker may have just made this very customer
+            if found:
+                return found
+            if "contact name" not in str(exc):
+                raise
+            # Xero names are unique per organisation and another customer has this one: add our id to it
+            resp = self._request("PUT", "/Contacts",
+                                 body=transform.contact_body(customer, f"{customer['name']} ({customer['id']})"),
+                                 key=transform.idempotency_key(key, "contact", "named"))
+        contacts = transform.loads(resp.content).get("Contacts") or []
+        if not contacts or not contacts[0].get("ContactID"):
+            raise Rejected(f"xero made no contact for customer {customer['id']}")
+        return contacts[0]["ContactID"]
+
+    @classmethod
+    def check_options(cls, options: dict, name: str) -> list[str]:
+        """What is missing from a tenant's Xero entry, for a startup check (empty when complete)."""
+        problems = []
+        if not options.get("tenant_id"):
+            problems.append(f"platforms.{name}.tenant_id: the Xero organisation id is not set")
+        for group, keys in (("accounts", transform.KINDS), ("tax_types", ("taxable", "exempt"))):
+            for k in keys:
+                if not (options.get(group) or {}).get(k):
+                    problems.append(f"platforms.{name}.{group}.{k} is not set")
+        return problems
+
+    # ------------------------------------------------------------ auth and HTTP
+
+    @property
+    def tenant_id(self) -> str:
+        value = self.options.get("tenant_id")
+        if not value:
+            raise MappingMissing(f"platforms.{self.platform}.tenant_id: the Xero organisation id is not set")
+        return str(value)
+
+    def _client(self) -> tuple[str, str]:
+        out = []
+        for option, default in (("client_id_env", "INVOICER_XERO_CLIENT_ID"),
+                                ("client_secret_env", "INVOICER_XERO_CLIENT_SECRET")):
+            name = self.options.get(option) or default
+            value = os.environ.get(name)
+            if not value:
+                raise AuthFailed(f"xero: environment variable {name} (platforms.{self.platform}.{option}) is not set")
+            out.append(value)
+        return out[0], out[1]
+
+    def _token(self, failed: str | None = None) -> str:
+        """A usable access token; `failed` is one Xero just refused (renew unless another worker already did)."""
+        def still_good(c: dict) -> bool:
+            return (bool(c.get("access_token")) and c["access_token"] != failed
+                    and float(c.get("expires_at") or 0) > time.time() + EARLY)
+
+        current = self.ctx.credentials.get()
+        if not current:
+            raise AuthFailed(f"no Xero credentials stored for {self.ctx.tenant} on {self.platform}: "
+                             f"invoicer credentials set {self.ctx.tenant} {self.platform}")
+        if still_good(current):
+            return current["access_token"]
+        return self.ctx.credentials.refresh(still_good, self._renew)["access_token"]
+
+    def _renew(self, current: dict) -> dict:
+        """Trade the refresh token for a new pair (Xero rotates it); the caller stores the result."""
+        if not current.get("refresh_token"):
+            raise AuthFailed("xero: no refresh token stored; connect the organisation again")
+        try:
+            resp = http.call("POST", self.token_url, slug=self.slug, message=_message, auth=self._client(),
+                             data={"grant_type": "refresh_token", "refresh_token": current["refresh_token"]},
+                             headers={"Accept": "application/json"})
+        except Rejected as exc:  # 400 invalid_grant / invalid_client: a person must reconnect
+            raise AuthFailed(f"xero refused the refresh token ({exc}); connect the organisation again",
+                             status=exc.status) from None
+        data = transform.loads(resp.content)
+        return {**current, "access_token": data["access_token"],
+                "refresh_token": data.get("refresh_token") or current["refresh_token"],
+                "expires_at": time.time() + int(data.get("expires_in") or 1800)}
+
+    def _request(self, method: str, path: str, *, body=None, params: dict | None = None,
+                 key: str | None = None) -> requests.Response:
+        tenant = self.tenant_id
+        data = transform.dumps(body).encode() if body is not None else None
+        failed = None
+        for attempt in (1, 2):
+            token = self._token(failed)
+            headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": tenant, "Accept": "application/json"}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            if key:
+                headers["Idempotency-Key"] = key
+            try:
+                with self.ctx.limiter.slot(f"xero:{tenant}", RATES, concurrency=CONCURRENCY):
+                    return http.call(method, self.api + path, slug=self.slug, message=_message, headers=headers,
+                                     data=data, params=params)
+            except AuthFailed as exc:
+                if exc.status != 401 or attempt == 2:
+                    raise
+                failed = token  # expired or revoked early: renew once and repeat
+        raise AssertionError("unreachable")
