@@ -92,6 +92,10 @@ def _handler_for(sim: Simulator):
         def log_message(self, *args):  # quiet: requests carry credentials
             pass
 
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
+
         def _serve(self):
             url = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
