@@ -113,6 +113,27 @@ def _credentials(args) -> int:
     return 0
 
 
+def _sandbox(args) -> int:
+    """Serve the vendor simulators until interrupted; print a tenants file and environment for them."""
+    import time
+
+    from . import sandbox as sb
+
+    box = sb.start()
+    print("# vendor simulators (not for production); export these, then point INVOICER_CONFIG at the file below")
+    for k, v in box.env.items():
+        print(f"export {k}={v}")
+    print("# then store each OAuth tenant's tokens: `invoicer demo --sandbox` does all of this by itself")
+    print(box.tenants_yaml())
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        box.stop()
+    return 0
+
+
 def _providers(args) -> int:
     from .providers import registry
 
@@ -125,7 +146,7 @@ def _demo(args) -> int:
     from .demo import run
 
     return run(count=args.count, events_file=args.events, workers=args.workers, port=args.port,
-               timeout=args.timeout)
+               timeout=args.timeout, sandbox=args.sandbox)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -138,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     d.add_argument("--port", type=int, default=0, help="ingress port (default: a free one)")
     d.add_argument("--timeout", type=float, default=600, help="seconds to wait for every job")
+    d.add_argument("--sandbox", action="store_true",
+                   help="run against the QuickBooks, Xero and Stripe simulators instead of the local platform")
     d.set_defaults(func=_demo)
 
     s = sub.add_parser("serve", help="run the HTTP ingress")
@@ -185,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("tenant")
     cr.add_argument("platform", help="the platform's name in the tenant's configuration")
     cr.set_defaults(func=_credentials)
+
+    sb = sub.add_parser("sandbox", help="serve the QuickBooks, Xero and Stripe simulators on local ports")
+    sb.set_defaults(func=_sandbox)
 
     pr = sub.add_parser("providers", help="list registered platforms and channels with their capabilities")
     pr.set_defaults(func=_providers)

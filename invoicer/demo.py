@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 from sqlalchemy import func, select
@@ -62,9 +63,19 @@ def _progress(total: int, desc: str):
 
 
 def run(count: int = 300, events_file: str | None = None, workers: int = 2, port: int = 0,
-        timeout: float = 600) -> int:
+        timeout: float = 600, sandbox: bool = False) -> int:
     port = port or _free_port()
     env, broker = choose_environment(port)
+    box = None
+    if sandbox:  # the vendor simulators, in this process, and a tenants file that points at them
+        from . import sandbox as sb
+
+        box = sb.start()
+        env.update(box.env)
+        var = Path(env.get("INVOICER_VAR_DIR", "var"))
+        var.mkdir(parents=True, exist_ok=True)
+        (var / "sandbox-tenants.yaml").write_text(box.tenants_yaml())
+        env["INVOICER_CONFIG"] = str(var / "sandbox-tenants.yaml")
     os.environ.update(env)
     from . import config, db
     from .migrate import upgrade
@@ -75,6 +86,12 @@ def run(count: int = 300, events_file: str | None = None, workers: int = 2, port
     config.tenants()
     cfg.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade(cfg.database_url)
+    if box:
+        import yaml
+
+        box.seed(db.engine(), yaml.safe_load(box.tenants_yaml())["tenants"])
+        print("invoicer demo: sandbox: QuickBooks at", box.quickbooks.url, "| Xero at", box.xero.url,
+              "| Stripe at", box.stripe.url, f"| tenants file {env['INVOICER_CONFIG']}", flush=True)
     where = "SQLite at " + cfg.database_url.removeprefix("sqlite:///") if cfg.database_url.startswith("sqlite") \
         else "the database at INVOICER_DATABASE_URL"
     print(f"invoicer demo: {where}; broker: {broker}", flush=True)
@@ -128,6 +145,8 @@ def run(count: int = 300, events_file: str | None = None, workers: int = 2, port
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if box:
+            box.stop()
 
 
 def busy(db) -> int:

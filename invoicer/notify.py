@@ -41,7 +41,8 @@ def compose(row, doc: dict, pdf_row, var_dir: Path) -> Message:
     seller, number = doc["seller"]["name"], doc["number"]
     url = link(pdf_row)
     if row.kind == "sms":
-        text = f"{seller}: invoice {number} for {total} is due {due}." + (f" View: {url}" if url else "")
+        target = doc.get("pay_url") or url
+        text = f"{seller}: invoice {number} for {total} is due {due}." + (f" Pay or view: {target}" if target else "")
         return Message(key=row.idempotency_key, to=row.recipient, subject="", text=text, tenant=doc["tenant"])
     attachment = None
     if pdf_row is not None and pdf_row.detail:
@@ -57,5 +58,7 @@ def compose(row, doc: dict, pdf_row, var_dir: Path) -> Message:
                 f"{total} is attached and is due {due}.")
     if url:
         text += f"\n\nView it online: {url}"
+    if doc.get("pay_url") and row.target == "customer":
+        text += f"\nPay online: {doc['pay_url']}"
     return Message(key=row.idempotency_key, to=row.recipient, subject=subject, text=text + "\n",
                    attachment=attachment, tenant=doc["tenant"])

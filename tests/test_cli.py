@@ -97,3 +97,32 @@ def test_credentials_set_stores_them_encrypted(database, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "invoicer.cli", "credentials", "set", "acme-hvac", "nope"],
                          input="{}", env={**os.environ, **env}, capture_output=True, text=True)
     assert bad.returncode == 2 and "no platform named 'nope'" in bad.stderr
+
+
+def test_sandbox_serves_the_simulators_and_prints_a_tenants_file():
+    import signal
+
+    import requests
+    import yaml
+
+    proc = subprocess.Popen([sys.executable, "-m", "invoicer.cli", "sandbox"], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("tenants:"):
+                break
+        for line in proc.stdout:
+            if not line.strip():
+                break
+            lines.append(line)
+        text = "".join(lines)
+        assert "export INVOICER_CREDENTIALS_KEY=" in text
+        tenants = yaml.safe_load(text[text.index("tenants:"):])["tenants"]
+        stripe_url = tenants["acme-hvac"]["platforms"]["stripe"]["base_url"]
+        r = requests.get(f"{stripe_url}/v1/invoices", timeout=5)
+        assert r.status_code == 401 and r.json()["error"]["type"] == "invalid_request_error"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)

@@ -1,0 +1,87 @@
+"""The pipeline on vendor simulators: one job, one invoice on QuickBooks and one on Stripe, the same
+total on both, the Stripe payment link on the PDF and in the message, and Stripe's signed
+`invoice.paid` webhook marking the invoice paid."""
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from invoicer import db, money
+
+from .conftest import VAR, answers, free_port, make_event, wait_for
+
+
+@pytest.fixture
+def sandbox(monkeypatch, tmp_path):
+    from invoicer import sandbox as sb
+
+    box = sb.start()
+    for k, v in box.env.items():
+        monkeypatch.setenv(k, v)
+    tenants = {"paid-co": box.tenant("Paid Co", "quickbooks", "stripe",
+                                     channels={"customer": ["email", "sms"], "finance_emails": []})}
+    path = tmp_path / "tenants.yaml"
+    path.write_text(box.tenants_yaml(tenants))
+    box.config, box.tenants = str(path), tenants
+    yield box
+    box.stop()
+
+
+def test_quickbooks_and_stripe_at_once(procs, sandbox):
+    env = {**sandbox.env, "INVOICER_CONFIG": sandbox.config}
+    sandbox.seed(db.engine(), sandbox.tenants)
+    port = free_port()
+    procs.start("serve", "--port", str(port), "--log-level", "warning", env=env)
+    procs.worker(env=env)
+    wait_for(lambda: answers(port, "/readyz"), 30, what="ingress")
+    base = f"http://127.0.0.1:{port}"
+
+    event = make_event(tenant="paid-co")
+    r = requests.post(f"{base}/v1/events", json=event, timeout=10)
+    assert r.status_code == 202, r.text
+
+    def done():
+        s = requests.get(f"{base}/v1/jobs/paid-co/J-1", timeout=10).json()
+        return s if s.get("state") in ("done", "failed") else None
+
+    status = wait_for(done, 60, what="the job on both platforms")
+    assert status["state"] == "done", json.dumps(status, indent=1)
+    [invoice] = status["invoices"]
+    total = Decimal(invoice["total"])
+    assert total == Decimal("251.10")
+
+    [qbo] = sandbox.quickbooks.sim.invoices.values()
+    assert Decimal(str(qbo["TotalAmt"])) == total
+    [stripe_invoice] = sandbox.stripe.sim.invoices.values()
+    stripe_view = sandbox.stripe.sim._invoice_view(stripe_invoice)
+    assert stripe_view["total"] == money.to_minor(total, "USD") and stripe_view["status"] == "open"
+    pay_url = stripe_view["hosted_invoice_url"]
+    platforms = {p["platform"]: p for p in invoice["platforms"]}
+    assert platforms["stripe"]["url"] == pay_url and platforms["quickbooks"]["external_id"] == qbo["Id"]
+
+    from pypdf import PdfReader
+
+    pdf = requests.get(invoice["pdf"]["url"].replace("http://127.0.0.1:8000", base), timeout=10)
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert pay_url in text.replace("\n", "")
+    sms = (VAR / "outbox" / "sms.jsonl").read_text()
+    assert pay_url in sms
+
+    body, headers = sandbox.stripe.sim.pay(stripe_invoice["id"])
+    hook = f"{base}/v1/webhooks/stripe/paid-co"
+    bad = requests.post(hook, data=body.replace(b'"paid"', b'"void"'), headers=headers, timeout=10)
+    assert bad.status_code == 401
+    ok = requests.post(hook, data=body, headers=headers, timeout=10)
+    assert ok.status_code == 200 and ok.json()["outcomes"] == ["paid"]
+    again = requests.post(hook, data=body, headers=headers, timeout=10)
+    assert again.json()["outcomes"] == ["unchanged"]
+    paid = requests.get(f"{base}/v1/jobs/paid-co/J-1", timeout=10).json()["invoices"][0]
+    assert Decimal(paid["amount_paid"]) == total and paid["paid_at"]
+    with db.engine().connect() as conn:
+        actions = conn.execute(select(db.audit_log.c.action)).scalars().all()
+    assert actions.count("invoice_paid") == 1
