@@ -26,6 +26,7 @@ from .store import audit, idempotency_key, insert_ignore
 
 log = logging.getLogger("invoicer.pipeline")
 TERMINAL = ("done", "skipped")
+BATCH = 50  # invoices per request, where a platform takes many (Xero)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Ctx:
 class Outcome:
     enqueue: list[tuple[str, int]] = field(default_factory=list)  # (kind, delivery id) to run next
     retry_in: float | None = None  # run this delivery again after so many seconds
+    later: list[tuple[str, int, float]] = field(default_factory=list)  # (kind, id, seconds): other retries
 
 
 # ---------------------------------------------------------------- events -> jobs -> invoices
@@ -213,6 +215,11 @@ def run_delivery(delivery_id: int) -> Outcome:
     ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts, tenant=doc["tenant"], platform=row.target,
               last_error=row.last_error)
     started = time.monotonic()
+    if (row.kind == "invoice" and row.attempts == 1 and registry.has(row.provider, "create_batch")
+            and not tenant.platforms[row.target].model_dump().get("send")):  # batches are create-only
+        batch = _claim_siblings(row, doc, cfg)
+        if len(batch) > 1:
+            return _run_batch(batch, tenant, ctx, started)
     try:
         result = _HANDLERS[row.kind](row, doc, tenant, ctx)
     except ProviderError as exc:
@@ -220,6 +227,14 @@ def run_delivery(delivery_id: int) -> Outcome:
     except Exception as exc:  # a bug or an unexpected library error: retried, capped, then dead-lettered
         log.exception("delivery %s (%s) raised", delivery_id, row.kind)
         return _failed(row, doc, exc, True, None, started)
+    return Outcome(enqueue=_done(row, doc, result, started))
+
+
+def _done(row, doc: dict, result: dict, started: float) -> list[tuple[str, int]]:
+    """Record a delivery's effect and attempt, move its invoice on; what to run next."""
+    eng = db.engine()
+    d = db.deliveries.c
+    delivery_id = row.id
     try:
         with eng.begin() as conn:
             conn.execute(update(db.deliveries).where(d.id == delivery_id).values(
@@ -240,6 +255,44 @@ def run_delivery(delivery_id: int) -> Outcome:
         raise
     log.info("delivery done id=%s kind=%s target=%s tenant=%s attempt=%s", row.id, row.kind, row.target,
              doc["tenant"], row.attempts)
+    return follow
+
+
+def _claim_siblings(row, doc: dict, cfg) -> list[tuple]:
+    """For a platform that takes many invoices per request: this delivery and up to 49 other pending
+    ones of the same tenant on the same platform, claimed together (SKIP LOCKED: never another's)."""
+    d, i = db.deliveries.c, db.invoices.c
+    now = db.utcnow()
+    with db.engine().begin() as conn:
+        ids = conn.execute(select(d.id).join(db.invoices, i.id == d.invoice_id).where(
+            d.kind == "invoice", d.status == "pending", d.provider == row.provider, d.target == row.target,
+            i.tenant == doc["tenant"], d.id != row.id).order_by(d.id).limit(BATCH - 1)
+            .with_for_update(skip_locked=True, of=db.deliveries)).scalars().all()
+        if not ids:
+            return [(row, doc)]
+        rows = conn.execute(update(db.deliveries).where(d.id.in_(ids), d.status == "pending").values(
+            status="running", attempts=d.attempts + 1, updated_at=now,
+            claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)).returning(*db.deliveries.c)).all()
+        return [(row, doc)] + [(r, load_invoice(conn, r.invoice_id)) for r in sorted(rows, key=lambda r: r.id)]
+
+
+def _run_batch(batch: list[tuple], tenant: Tenant, ctx: Ctx, started: float) -> Outcome:
+    """Create many invoices in one request; each is then recorded (or retried) on its own."""
+    first = batch[0][0]
+    provider = registry.get(first.provider)(tenant.platforms[first.target].model_dump(), ctx)
+    try:
+        created = provider.create_invoices([doc for _, doc in batch], [r.idempotency_key for r, _ in batch])
+    except Exception as exc:  # every invoice of the batch failed the same way: each retries alone
+        retryable = exc.retryable if isinstance(exc, ProviderError) else True
+        after = exc.retry_after if isinstance(exc, ProviderError) else None
+        outcomes = [_failed(r, doc, exc, retryable, after, started) for r, doc in batch]
+        return Outcome(retry_in=outcomes[0].retry_in,
+                       later=[("invoice", r.id, o.retry_in) for (r, _), o in zip(batch[1:], outcomes[1:])
+                              if o.retry_in is not None])
+    follow: list[tuple[str, int]] = []
+    for (r, doc), c in zip(batch, created):
+        follow += _done(r, doc, {"external_id": c.external_id, "number": c.number, "url": c.url,
+                                 "detail": {**c.detail, "batch": len(batch)}}, started)
     return Outcome(enqueue=follow)
 
 

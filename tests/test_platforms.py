@@ -85,3 +85,36 @@ def test_quickbooks_and_stripe_at_once(procs, sandbox):
     with db.engine().connect() as conn:
         actions = conn.execute(select(db.audit_log.c.action)).scalars().all()
     assert actions.count("invoice_paid") == 1
+
+
+def test_a_backlog_for_xero_goes_fifty_invoices_a_request(procs, sandbox):
+    """Jobs queued for one Xero organisation are created in batches (Xero takes up to 50 per call)."""
+    tenants = {"xero-co": sandbox.tenant("Xero Co", "xero", channels={"customer": [], "finance_emails": []})}
+    path = sandbox.config.replace("tenants.yaml", "xero.yaml")
+    open(path, "w").write(sandbox.tenants_yaml(tenants))
+    env = {**sandbox.env, "INVOICER_CONFIG": path}
+    sandbox.seed(db.engine(), tenants)
+    port = free_port()
+    procs.start("serve", "--port", str(port), "--log-level", "warning", env=env)
+    procs.worker("--queues", "ingest,render,notify,beat", env=env)  # map every job first: a backlog forms
+    wait_for(lambda: answers(port, "/readyz"), 30, what="ingress")
+    for i in range(60):
+        event = make_event(f"evt-{i}", tenant="xero-co", job_id=f"J-{i}")
+        assert requests.post(f"http://127.0.0.1:{port}/v1/events", json=event, timeout=10).status_code == 202
+    d = db.deliveries.c
+    with db.engine().connect() as conn:
+        pending = lambda: conn.execute(select(d.id).where(d.kind == "invoice", d.status == "pending")).all()  # noqa
+        wait_for(lambda: len(pending()) == 60, 60, what="60 invoices waiting for Xero")
+    procs.worker("--queues", "invoices", env=env)
+    with db.engine().connect() as conn:
+        wait_for(lambda: len(conn.execute(select(d.id).where(d.kind == "invoice", d.status == "done")).all()) == 60,
+                 90, what="every invoice on Xero")
+        batches = conn.execute(select(d.detail["batch"].as_integer()).where(d.kind == "invoice")).scalars().all()
+    org = sandbox.xero.sim.org(None)
+    puts = [r for r in sandbox.xero.sim.received if r.method == "PUT" and r.path.endswith("/Invoices")]
+    # four worker processes start together, each with its own delivery; the first to claim siblings
+    # takes 49 more: a handful of requests instead of 60, one of them a full batch of 50
+    assert len(org.invoices) == 60 and len(puts) <= 5
+    assert max(batches) == 50 and sum(1 for b in batches if b == 50) == 50
+    references = sorted(inv["Reference"] for inv in org.invoices.values())
+    assert len(set(references)) == 60

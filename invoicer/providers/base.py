@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import Unsupported
 
 CAPABILITIES = ("create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
-                "payment_link", "send_email", "send_sms")
+                "payment_link", "create_batch", "send_email", "send_sms")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ class Provider:
 
     def find_invoice(self, invoice: dict, key: str) -> Created | None:
         raise Unsupported(f"{self.slug} cannot look invoices up")
+
+    def create_invoices(self, invoices: list[dict], keys: list[str]) -> list[Created]:
+        """Many invoices in one request (capability create_batch); all or none."""
+        raise Unsupported(f"{self.slug} cannot create invoices in batches")
 
     def send_invoice(self, created: Created, invoice: dict, key: str) -> None:
         raise Unsupported(f"{self.slug} cannot send invoices")

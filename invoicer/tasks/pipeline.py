@@ -25,6 +25,8 @@ def _run(delivery_id: int) -> None:
     if outcome.retry_in is not None:
         kind = pipeline.delivery_kind(delivery_id)
         enqueue([(kind, delivery_id)], countdown=outcome.retry_in)
+    for kind, other, seconds in outcome.later:
+        enqueue([(kind, other)], countdown=seconds)
     enqueue(outcome.enqueue)
 
 

@@ -62,7 +62,8 @@ def _message(resp: requests.Response) -> str:
 @register
 class Xero(Provider):
     slug = "xero"
-    capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook"})
+    capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
+                              "create_batch"})
 
     def __init__(self, options: dict | None = None, ctx=None):
         super().__init__(options, ctx)
