@@ -141,31 +141,43 @@ def create_app() -> FastAPI:
         await run_in_threadpool(publish, pk)
         return JSONResponse(answer, status_code=202)
 
-    @app.post("/v1/webhooks/{provider}/{tenant}")
-    async def platform_webhook(provider: str, tenant: str, request: Request):
-        """A platform's own webhook (e.g. Stripe invoice.paid), verified by that platform's scheme."""
+    async def platform_webhook(provider: str, tenant: str | None, request: Request):
+        """A platform's own webhook (Stripe invoice.paid, Xero invoice events), verified by that
+        platform's scheme against each entry that may have sent it; events go to the tenant whose
+        entry accepted them. A platform that sends every account's events to one URL (Xero) is posted to
+        /v1/webhooks/<provider>; each entry then keeps the events of its own account."""
         body = await _read_body(request, cfg.max_body_bytes)
         if body is None:
             return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
-        conf = tenants().get(tenant)
-        names = [n for n, p in (conf.platforms.items() if conf else []) if p.provider == provider]
-        if not names or not registry.has(provider, "parse_webhook"):
+        entries = [(slug, conf) for slug, t in tenants().items() if tenant in (None, slug)
+                   for conf in t.platforms.values() if conf.provider == provider]
+        if not entries or not registry.has(provider, "parse_webhook"):
             return _error(404, "not_found", "no such webhook endpoint")
         cls = registry.get(provider)
-        events = None
-        for name in names:
+        outcomes, verified = [], False
+        for slug, conf in entries:
             try:
-                events = cls(conf.platforms[name].model_dump(), None).parse_webhook(
-                    dict(request.headers), body, str(request.url))
-                break
+                events = cls(conf.model_dump(), None).parse_webhook(dict(request.headers), body, str(request.url))
             except AuthFailed:
                 continue
             except Rejected as exc:
                 return _error(422, "invalid_webhook", str(exc))
-        if events is None:
+            verified = True
+            for e in events:
+                outcomes.append(await run_in_threadpool(pipeline.apply_webhook, slug, provider, e))
+            if tenant is not None or not cls.shared_webhook_url:
+                break  # one entry's secret verified it: it was for that entry
+        if not verified:
             return _error(401, "bad_signature", "the webhook signature does not verify")
-        outcomes = [await run_in_threadpool(pipeline.apply_webhook, tenant, provider, e) for e in events]
-        return {"received": len(events), "outcomes": outcomes}
+        return {"received": len(outcomes), "outcomes": outcomes}
+
+    @app.post("/v1/webhooks/{provider}/{tenant}")
+    async def tenant_webhook(provider: str, tenant: str, request: Request):
+        return await platform_webhook(provider, tenant, request)
+
+    @app.post("/v1/webhooks/{provider}")
+    async def provider_webhook(provider: str, request: Request):
+        return await platform_webhook(provider, None, request)
 
     @app.get("/v1/jobs/{tenant}/{job_id}")
     async def get_job(tenant: str, job_id: str, request: Request):

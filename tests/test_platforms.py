@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from decimal import Decimal
 
 import pytest
@@ -118,3 +119,30 @@ def test_a_backlog_for_xero_goes_fifty_invoices_a_request(procs, sandbox):
     assert max(batches) == 50 and sum(1 for b in batches if b == 50) == 50
     references = sorted(inv["Reference"] for inv in org.invoices.values())
     assert len(set(references)) == 60
+
+
+def test_xero_webhooks_reach_the_tenant_of_their_organisation(clean, monkeypatch, sandbox):
+    """One URL for every organisation: verified with the app's key, kept by the matching entry."""
+    from fastapi.testclient import TestClient
+
+    from invoicer import config
+    from invoicer.ingress import create_app
+    from invoicer.providers.xero import webhooks
+
+    monkeypatch.setenv("INVOICER_XERO_WEBHOOK_KEY", "hook-key")
+    monkeypatch.setenv("INVOICER_CONFIG", sandbox.config.replace("tenants.yaml", "xero-hooks.yaml"))
+    open(os.environ["INVOICER_CONFIG"], "w").write(sandbox.tenants_yaml(
+        {"xero-co": sandbox.tenant("Xero Co", "xero")}))
+    config.reset()
+    try:
+        app = TestClient(create_app())
+        intent = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0,
+                             "entropy": "x"}).encode()
+        ok = app.post("/v1/webhooks/xero", content=intent, headers={"x-xero-signature": webhooks.sign(intent, "hook-key")})
+        assert ok.status_code == 200 and ok.json() == {"received": 0, "outcomes": []}
+        bad = app.post("/v1/webhooks/xero", content=intent, headers={"x-xero-signature": webhooks.sign(intent, "nope")})
+        assert bad.status_code == 401
+        assert app.post("/v1/webhooks/xero/nobody", content=intent,
+                        headers={"x-xero-signature": webhooks.sign(intent, "hook-key")}).status_code == 404
+    finally:
+        config.reset()  # the environment comes back after the test; the next read sees it

@@ -62,6 +62,7 @@ class Provider:
     """
     slug: str = ""
     capabilities: frozenset[str] = frozenset()
+    shared_webhook_url = False  # True: one webhook URL for all accounts; each entry keeps its own events
 
     def __init__(self, options: dict[str, Any] | None = None, ctx: Any = None):
         self.options = options or {}

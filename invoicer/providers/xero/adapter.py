@@ -64,6 +64,7 @@ class Xero(Provider):
     slug = "xero"
     capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
                               "create_batch"})
+    shared_webhook_url = True  # an app's webhook gets every connected organisation's events
 
     def __init__(self, options: dict | None = None, ctx=None):
         super().__init__(options, ctx)
