@@ -110,7 +110,8 @@ def test_a_backlog_for_xero_goes_fifty_invoices_a_request(procs, sandbox):
     with db.engine().connect() as conn:
         wait_for(lambda: len(conn.execute(select(d.id).where(d.kind == "invoice", d.status == "done")).all()) == 60,
                  90, what="every invoice on Xero")
-        batches = conn.execute(select(d.detail["batch"].as_integer()).where(d.kind == "invoice")).scalars().all()
+        batches = [b or 1 for b in conn.execute(  # no "batch" in the detail: it went on its own
+            select(d.detail["batch"].as_integer()).where(d.kind == "invoice")).scalars()]
     org = sandbox.xero.sim.org(None)
     puts = [r for r in sandbox.xero.sim.received if r.method == "PUT" and r.path.endswith("/Invoices")]
     # four worker processes start together, each with its own delivery; the first to claim siblings

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import time
-from datetime import datetime
-from typing import Any
 
 import requests
 
 from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider
+from ..oauth import RefreshingToken
 from ..ratelimit import Rate
 from ..registry import register
 from . import transform
@@ -44,7 +41,6 @@ TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 RATES = [Rate(500, 60), Rate(10, 1)]
 CONCURRENCY = 10
 THROTTLE_WAIT = 60.0  # Intuit: "If you see [429], wait 60 seconds before retrying"; no Retry-After is documented
-EARLY = 120  # renew an access token this many seconds before it expires
 
 
 def message(resp: requests.Response) -> str:
@@ -71,17 +67,6 @@ def derived_key(key: str, purpose: str) -> str:
     return hashlib.sha256(f"{key}|{purpose}".encode()).hexdigest()[:48]
 
 
-def _epoch(value: Any) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and value:
-        try:
-            return float(value)
-        except ValueError:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return 0.0
-
-
 @register
 class QuickBooks(Provider):
     slug = SLUG
@@ -102,54 +87,9 @@ class QuickBooks(Provider):
     def _api(self, path: str) -> str:
         return f"{http.base_url(SLUG, self.options, API_URL)}/v3/company/{self._realm()}/{path}"
 
-    def _client(self) -> tuple[str, str]:
-        out = []
-        for opt, default in (("client_id_env", "INVOICER_QUICKBOOKS_CLIENT_ID"),
-                             ("client_secret_env", "INVOICER_QUICKBOOKS_CLIENT_SECRET")):
-            name = self.options.get(opt) or default
-            value = os.environ.get(name)
-            if not value:
-                raise MappingMissing(f"environment variable {name} (platforms.{self._platform}.{opt}) is not set")
-            out.append(value)
-        return out[0], out[1]
-
-    # ------------------------------------------------------------ OAuth 2
-
-    def _renew(self, current: dict) -> dict:
-        """Call Intuit's token endpoint; it answers a new access token AND a new refresh token (the old one dies)."""
-        if not current.get("refresh_token"):
-            raise AuthFailed(f"no QuickBooks refresh token stored for {self.ctx.tenant}: connect the company again")
-        client_id, client_secret = self._client()
-        url = self.options.get("token_url") or TOKEN_URL
-        try:
-            resp = http.call("POST", url, slug=SLUG, message=message, auth=(client_id, client_secret),
-                             data={"grant_type": "refresh_token", "refresh_token": current["refresh_token"]},
-                             headers={"Accept": "application/json"})
-        except Rejected as exc:  # 400 invalid_grant: revoked, expired or already rotated -> a person reconnects
-            raise AuthFailed(f"QuickBooks refused the refresh token ({exc}); connect the company again",
-                             status=exc.status) from exc
-        token = resp.json()
-        return {**current, "access_token": token["access_token"], "refresh_token": token["refresh_token"],
-                "expires_at": time.time() + float(token.get("expires_in", 3600)),
-                **({"refresh_expires_at": time.time() + float(token["x_refresh_token_expires_in"])}
-                   if token.get("x_refresh_token_expires_in") else {})}
-
-    def _access_token(self, refused: str | None = None) -> str:
-        """A usable access token: the stored one while it is good, else a renewed one (under the row lock).
-
-        `refused` is a token the API has just answered 401 to: it is renewed unless another worker already
-        stored a different one."""
-        def good(c: dict) -> bool:
-            return bool(c.get("access_token")) and c["access_token"] != refused \
-                and _epoch(c.get("expires_at")) > time.time() + EARLY
-
-        current = self.ctx.credentials.get()
-        if current is None:
-            raise AuthFailed(f"no QuickBooks credentials stored for {self.ctx.tenant}: "
-                             f"invoicer credentials set {self.ctx.tenant} {self.ctx.platform}")
-        if good(current):
-            return current["access_token"]
-        return self.ctx.credentials.refresh(good, self._renew)["access_token"]
+    def _token(self) -> RefreshingToken:
+        return RefreshingToken(SLUG, "QuickBooks", "company", self.options, self.ctx,
+                               self.options.get("token_url") or TOKEN_URL, message)
 
     # ------------------------------------------------------------ HTTP
 
@@ -158,7 +98,7 @@ class QuickBooks(Provider):
         """One API call under the realm's limits; a 401 renews the token and retries once."""
         url = self._api(path)
         params = {"minorversion": transform.MINOR_VERSION, **(params or {})}
-        token = self._access_token()
+        token = self._token().get()
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             data = None
@@ -172,7 +112,7 @@ class QuickBooks(Provider):
                                      headers=headers)
             except AuthFailed as exc:
                 if exc.status == 401 and attempt == 1:
-                    token = self._access_token(refused=token)
+                    token = self._token().get(refused=token)
                     continue
                 raise
             except RateLimited as exc:

@@ -27,13 +27,13 @@ than 60 (5,000) of our calls, whichever way Xero counts; concurrency 5.
 from __future__ import annotations
 
 import os
-import time
 
 import requests
 
 from ...errors import AuthFailed, MappingMissing, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
+from ..oauth import RefreshingToken
 from ..ratelimit import Rate
 from ..registry import register
 from . import transform, webhooks
@@ -43,7 +43,6 @@ DEFAULT_TOKEN_URL = "https://identity.xero.com/connect/token"
 RATES = [Rate(50, 60, burst=10), Rate(4800, 86400, burst=200)]
 CONCURRENCY = 5
 BATCH = 50  # Xero's advice: about 50 elements per request
-EARLY = 120  # renew an access token this many seconds before it expires
 
 
 def _message(resp: requests.Response) -> str:
@@ -196,46 +195,9 @@ class Xero(Provider):
             raise MappingMissing(f"platforms.{self.platform}.tenant_id: the Xero organisation id is not set")
         return str(value)
 
-    def _client(self) -> tuple[str, str]:
-        out = []
-        for option, default in (("client_id_env", "INVOICER_XERO_CLIENT_ID"),
-                                ("client_secret_env", "INVOICER_XERO_CLIENT_SECRET")):
-            name = self.options.get(option) or default
-            value = os.environ.get(name)
-            if not value:
-                raise AuthFailed(f"xero: environment variable {name} (platforms.{self.platform}.{option}) is not set")
-            out.append(value)
-        return out[0], out[1]
-
-    def _token(self, failed: str | None = None) -> str:
-        """A usable access token; `failed` is one Xero just refused (renew unless another worker already did)."""
-        def still_good(c: dict) -> bool:
-            return (bool(c.get("access_token")) and c["access_token"] != failed
-                    and float(c.get("expires_at") or 0) > time.time() + EARLY)
-
-        current = self.ctx.credentials.get()
-        if not current:
-            raise AuthFailed(f"no Xero credentials stored for {self.ctx.tenant} on {self.platform}: "
-                             f"invoicer credentials set {self.ctx.tenant} {self.platform}")
-        if still_good(current):
-            return current["access_token"]
-        return self.ctx.credentials.refresh(still_good, self._renew)["access_token"]
-
-    def _renew(self, current: dict) -> dict:
-        """Trade the refresh token for a new pair (Xero rotates it); the caller stores the result."""
-        if not current.get("refresh_token"):
-            raise AuthFailed("xero: no refresh token stored; connect the organisation again")
-        try:
-            resp = http.call("POST", self.token_url, slug=self.slug, message=_message, auth=self._client(),
-                             data={"grant_type": "refresh_token", "refresh_token": current["refresh_token"]},
-                             headers={"Accept": "application/json"})
-        except Rejected as exc:  # 400 invalid_grant / invalid_client: a person must reconnect
-            raise AuthFailed(f"xero refused the refresh token ({exc}); connect the organisation again",
-                             status=exc.status) from None
-        data = transform.loads(resp.content)
-        return {**current, "access_token": data["access_token"],
-                "refresh_token": data.get("refresh_token") or current["refresh_token"],
-                "expires_at": time.time() + int(data.get("expires_in") or 1800)}
+    def _token(self, refused: str | None = None) -> str:
+        return RefreshingToken(self.slug, "Xero", "organisation", self.options, self.ctx, self.token_url,
+                               _message).get(refused)
 
     def _request(self, method: str, path: str, *, body=None, params: dict | None = None,
                  key: str | None = None) -> requests.Response:
