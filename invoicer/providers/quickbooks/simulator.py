@@ -19,6 +19,12 @@ It follows Intuit's documentation where it says something and integrators' repor
     given (an override) and else the simulator's `tax_rate` on taxable lines (after the discount when
     ApplyTaxAfterDiscount). `ignore_tax_override = True` makes it compute its own tax anyway, to show a
     platform total that differs from ours. The response carries a SubTotalLineDetail line, like QuickBooks.
+  * request bodies: every invoice and customer create body is checked against Intuit's own XSDs
+    (../shared/vendor-specs/quickbooks, types Invoice and Customer; see schema.py) before any rule above,
+    and refused like QuickBooks refuses a body it cannot read: 400 ValidationFault, code 2010 "Request has
+    invalid or unsupported property", the schema's complaint in Detail. ONLY when that folder and the
+    xmlschema package are here -- the product runs without both, and then only the rules above apply.
+    `INVOICER_QUICKBOOKS_SPEC` points at another copy of the folder; `spec=False` turns the check off.
   * limits (Intuit "API call limits and throttles"): 500 requests/min and 10/s per realm, 10 concurrent;
     over a limit -> 429 with the XML Fault QuickBooks sends even to JSON clients ("message=ThrottleExceeded;
     errorCode=003001; statusCode=429", type SERVICE). Intuit documents no Retry-After header ("wait 60
@@ -38,9 +44,11 @@ import time
 from collections import deque
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, Callable
 
 from ..simulate import Reply, Request, Simulator
+from . import schema
 from .transform import dumps, loads
 
 ACCESS_TTL = 3600
@@ -149,8 +157,12 @@ class QuickBooksSimulator(Simulator):
                  client_secret: str = "sim-client-secret", items: dict[str, str] | None = None,
                  tax_codes: set[str] | None = None, tax_rate: Decimal = Decimal("0"),
                  per_minute: int = 500, per_second: int = 10, concurrency: int = 10,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, spec: str | Path | bool | None = None):
         super().__init__()
+        # Intuit's XSDs (a folder): None/True -> INVOICER_QUICKBOOKS_SPEC or ../shared; False -> no schema check
+        folder = None if spec is False else schema.spec_dir() if spec in (None, True) else Path(spec)
+        self.validate: schema.Validator | None = schema.validator(folder) if folder is not None else None
+        self.spec = str(folder) if self.validate else None  # where the check reads from; None: no check
         self.realm_id, self.client_id, self.client_secret = realm_id, client_id, client_secret
         self.items = dict(items or {"1": "Services", "2": "Materials", "3": "Fees"})
         self.tax_codes = set(tax_codes or {"TAX", "NON"})
@@ -304,14 +316,19 @@ class QuickBooksSimulator(Simulator):
 
     # ------------------------------------------------------------ entities
 
-    @staticmethod
-    def _body(request: Request, entity: str) -> dict:
+    def _body(self, request: Request, entity: str) -> dict:
         try:
             body = loads(request.body or b"null")
         except ValueError:
             raise Fault("2010", "Request has invalid or unsupported property", "Request body is not valid JSON")
         if not isinstance(body, dict):
             raise Fault("2010", "Request has invalid or unsupported property", f"{entity} body must be an object")
+        problems = self.validate(entity, body) if self.validate else []
+        if problems:  # QuickBooks cannot read the body into its entity: the deserialisation error, 2010
+            where = problems[0].partition(": ")[0].strip("/").replace("/", ".")
+            raise Fault("2010", "Request has invalid or unsupported property",
+                        f"Property Name:{'; '.join(problems[:3])[:600]} specified is unsupported or invalid",
+                        element=where or None)
         return body
 
     def _meta(self) -> dict:

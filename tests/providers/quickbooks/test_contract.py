@@ -1,93 +1,32 @@
 """Contract: every body invoicer sends to QuickBooks is valid against Intuit's own XSDs.
 
 The spec is ../shared/vendor-specs/quickbooks/*.xsd (Intuit's QuickBooks V3 Java SDK; its JSON API uses the
-same element names). A JSON body is turned into the XML element the XSD describes -- children in the order of
-the schema's sequences, a {"value": ..., "name": ...} reference as simple content with attributes, Decimals
-and dates in their XSD lexical form -- and the whole element is validated with xmlschema, so element names,
-nesting, simple types (xs:decimal, xs:date, xs:boolean, enumerations such as LineDetailTypeEnum) and
-cardinality are all checked. A JSON key the schema does not know fails the conversion itself.
+same element names). invoicer.providers.quickbooks.schema turns a JSON body into the XML element the XSD
+describes (children in schema order, references as simple content with attributes, XSD lexical forms) and
+validates the whole element with xmlschema: element names, nesting, simple types (xs:decimal, xs:date,
+xs:boolean, enumerations such as LineDetailTypeEnum) and cardinality. A JSON key the schema does not know
+fails the conversion itself. The simulator applies the same check to every create it receives.
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from invoicer.providers.quickbooks import transform
+from invoicer.providers.quickbooks.schema import NS, NotInSchema, errors, load, to_xml, validator
 from invoicer.providers.quickbooks.simulator import QuickBooksSimulator
 from invoicer.providers.simulate import Request
 
 from .. import corpus_docs, spec
 from . import OPTIONS
 
-xmlschema = pytest.importorskip("xmlschema")
-NS = "http://schema.intuit.com/finance/v3"
-
-
-class NotInSchema(AssertionError):
-    pass
+pytest.importorskip("xmlschema")
 
 
 @pytest.fixture(scope="module")
 def schema():
-    spec("quickbooks", "Finance.xsd")
-    return xmlschema.XMLSchema(str(spec("quickbooks", "IntuitRestServiceDef.xsd")))  # includes Finance.xsd
-
-
-def _lexical(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (int, str)):
-        return str(value)
-    raise NotInSchema(f"cannot write {type(value).__name__} {value!r} as XML text")
-
-
-def to_xml(xsd_type, name: str, value, path: str = "") -> ET.Element:
-    """The XML element `name` of `xsd_type` for a QuickBooks JSON value (children in schema order)."""
-    path = f"{path}.{name}" if path else name
-    el = ET.Element(f"{{{NS}}}{name}")
-    if xsd_type.is_simple():
-        el.text = _lexical(value)
-        return el
-    if xsd_type.has_simple_content():
-        if isinstance(value, dict):
-            for key, v in value.items():
-                if key == "value":
-                    el.text = _lexical(v)
-                elif key in xsd_type.attributes:
-                    el.set(key, _lexical(v))
-                else:
-                    raise NotInSchema(f"{path}.{key}: no such attribute in {xsd_type.name}")
-        else:
-            el.text = _lexical(value)
-        return el
-    if not isinstance(value, dict):
-        raise NotInSchema(f"{path}: {xsd_type.name} is a complex type, got {value!r}")
-    order: dict[str, object] = {}
-    for decl in xsd_type.content.iter_elements():
-        order.setdefault(decl.local_name, decl)
-    for key in value:
-        if key not in order and key not in xsd_type.attributes:
-            raise NotInSchema(f"{path}.{key}: no such element in {xsd_type.name}")
-    for key, v in value.items():
-        if key in xsd_type.attributes:
-            el.set(key, _lexical(v))
-    for child, decl in order.items():
-        if child in value:
-            for item in value[child] if isinstance(value[child], list) else [value[child]]:
-                el.append(to_xml(decl.type, child, item, path))
-    return el
-
-
-def errors(schema, entity: str, body: dict) -> list[str]:
-    root = to_xml(schema.elements[entity].type, entity, body)
-    return [f"{e.path}: {e.reason}".replace(f"{{{NS}}}", "") for e in schema.iter_errors(root)]
+    return load(spec("quickbooks", "IntuitRestServiceDef.xsd").parent)  # built once per process, cached
 
 
 def test_every_corpus_invoice_is_valid_against_the_invoice_type(schema):
@@ -132,6 +71,9 @@ def test_an_unknown_field_name_fails(schema):
     body["Line"][0]["SalesItemLineDetail"]["Quantity"] = Decimal(1)
     with pytest.raises(NotInSchema, match="SalesItemLineDetail.Quantity"):
         errors(schema, "Invoice", body)
+    check = validator(spec("quickbooks"))  # the form the simulator uses: every problem as text
+    assert check("Invoice", body) == [
+        "Invoice.Line.SalesItemLineDetail.Quantity: no such element in SalesItemLineDetail"]
 
 
 @pytest.mark.parametrize("change, where", [
