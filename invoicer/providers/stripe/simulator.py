@@ -5,8 +5,12 @@ Follows https://docs.stripe.com/api (customers, invoices, invoiceitems, search),
 ../shared/vendor-specs/stripe/). What it does:
 - auth: `Authorization: Bearer <key>` (or Basic with the key as user); a missing or unknown key gets
   Stripe's 401 body;
-- form-encoded bodies in Stripe's bracket notation, unknown parameters refused the way Stripe
-  refuses them (400 "Received unknown parameter: x");
+- form-encoded bodies in Stripe's bracket notation; every request's parameters (POST bodies, GET query
+  strings) checked against Stripe's own declaration of them when the `stripe` package is installed
+  (`schema.validator()`: unknown names at any depth, integers, booleans, enums, nested objects), refused
+  with Stripe's 400 ("Received unknown parameter: x", param "x"); `spec=False` turns that off, and
+  without the package only the top-level names below are checked. A name Stripe takes but this simulator
+  does not model is refused as unsupported ("This simulator does not support x.");
 - Idempotency-Key on POST: the first answer (2xx, and 5xx from the endpoint) is replayed with
   `Idempotent-Replayed: true`; the same key with other parameters or another path -> 400
   idempotency_error; the same key while the first request still runs -> 409 idempotency_error;
@@ -40,7 +44,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
 from invoicer.providers.simulate import Reply, Request, Simulator
-from invoicer.providers.stripe import transform, webhooks
+from invoicer.providers.stripe import schema, transform, webhooks
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -114,12 +118,6 @@ def _decimal(params: dict, name: str) -> Decimal | None:
     return number
 
 
-def _unknown(params: dict, allowed: set[str]) -> None:
-    for name in params:
-        if name not in allowed:
-            raise _bad(f"Received unknown parameter: {name}", name)
-
-
 def _metadata(params: dict) -> dict:
     meta = params.get("metadata", {})
     if meta == "":
@@ -171,10 +169,25 @@ class _Faults(deque):
 
 
 class StripeSimulator(Simulator):
-    """Stripe for tests and the sandbox. `customers`, `invoices`, `items` hold what it was sent."""
+    """Stripe for tests and the sandbox. `customers`, `invoices`, `items` hold what it was sent.
 
-    def __init__(self, api_keys=("sk_test_sim",), webhook_secret: str = "whsec_sim_secret", clock=time.time):
+    `spec`: None checks every request against the stripe package's parameter types when it is installed
+    (`schema.validator()`), False never, True insists on it (RuntimeError without the package); a callable
+    `(operation, params) -> [problem, ...]` is used as given. The checker in use is `self.spec`."""
+
+    def __init__(self, api_keys=("sk_test_sim",), webhook_secret: str = "whsec_sim_secret", clock=time.time,
+                 spec=None):
         super().__init__()
+        if spec is None or spec is True:
+            checker = schema.validator()
+            if checker is None and spec is True:
+                raise RuntimeError("StripeSimulator(spec=True) needs the stripe package (pip install stripe)")
+            spec = checker
+        elif spec is False:
+            spec = None
+        elif not callable(spec):
+            raise TypeError("spec: None, False, True or a callable (operation, params) -> problems")
+        self.spec = spec
         self.api_keys = set(api_keys)
         self.webhook_secret = webhook_secret
         self._state = threading.RLock()
@@ -342,6 +355,33 @@ class StripeSimulator(Simulator):
     def _form(request: Request) -> dict:
         return getattr(request, "stripe_form", None) or {}
 
+    def _params(self, request: Request, operation: str) -> dict:
+        """The request's parameters (the form of a POST, the query string of a GET), refused the way Stripe
+        refuses them when they do not fit the operation's declared parameters (schema.OPERATIONS)."""
+        if request.method == "POST":
+            params = self._form(request)
+        elif self.spec is None:
+            return {}  # GET handlers read request.query themselves
+        else:
+            try:
+                params = transform.decode([(k, v) for k, values in request.query.items() for v in values])
+            except ValueError as exc:
+                raise _bad(f"Invalid request: {exc}") from None
+        if self.spec is not None:
+            problems = self.spec(operation, params)
+            if problems:
+                first = problems[0]
+                raise _bad(str(first), getattr(first, "param", None), getattr(first, "code", None))
+        return params
+
+    def _only(self, params: dict, allowed: set[str]) -> None:
+        """Refuse names outside `allowed` (what this simulator models)."""
+        for name in params:
+            if name not in allowed:
+                if self.spec is not None:  # the spec took it: a real Stripe parameter, just not simulated
+                    raise _bad(f"This simulator does not support {name}.", name)
+                raise _bad(f"Received unknown parameter: {name}", name, code="parameter_unknown")
+
     @staticmethod
     def _q(request: Request, name: str) -> str | None:
         values = request.query.get(name)
@@ -391,8 +431,8 @@ class StripeSimulator(Simulator):
     # ------------------------------------------------------------ customers
 
     def _create_customer(self, request: Request) -> Reply:
-        p = self._form(request)
-        _unknown(p, CUSTOMER_PARAMS)
+        p = self._params(request, "customers.create")
+        self._only(p, CUSTOMER_PARAMS)
         now = self._now()
         addr = p.get("address") if isinstance(p.get("address"), dict) else {}
         cid = self._id("cus")
@@ -417,24 +457,27 @@ class StripeSimulator(Simulator):
         return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
 
     def _get_customer(self, request: Request) -> Reply:
+        self._params(request, "customers.retrieve")
         c = self.customers.get(request.params["id"])
         if c is None:
             raise _missing("customer", request.params["id"], "id")
         return Reply(200, self._public(c))
 
     def _list_customers(self, request: Request) -> Reply:
+        self._params(request, "customers.list")
         found = [c for c in self.customers.values()
                  if self._q(request, "email") is None or c["email"] == self._q(request, "email")]
         return self._page(request, found, "/v1/customers", self._public)
 
     def _search_customers(self, request: Request) -> Reply:
+        self._params(request, "customers.search")
         return self._search(request, self.customers.values(), "/v1/customers/search", self._public)
 
     # ------------------------------------------------------------ invoices
 
     def _create_invoice(self, request: Request) -> Reply:
-        p = self._form(request)
-        _unknown(p, INVOICE_PARAMS)
+        p = self._params(request, "invoices.create")
+        self._only(p, INVOICE_PARAMS)
         if not p.get("customer"):
             raise _bad("Missing required param: customer.", "customer")
         customer = self.customers.get(p["customer"])
@@ -520,20 +563,23 @@ class StripeSimulator(Simulator):
         return inv
 
     def _get_invoice(self, request: Request) -> Reply:
+        self._params(request, "invoices.retrieve")
         return Reply(200, self._invoice_view(self._invoice(request.params["id"])))
 
     def _list_invoices(self, request: Request) -> Reply:
+        self._params(request, "invoices.list")
         customer, status = self._q(request, "customer"), self._q(request, "status")
         found = [i for i in self.invoices.values()
                  if (customer is None or i["customer"] == customer) and (status is None or i["status"] == status)]
         return self._page(request, found, "/v1/invoices", self._invoice_view)
 
     def _search_invoices(self, request: Request) -> Reply:
+        self._params(request, "invoices.search")
         return self._search(request, self.invoices.values(), "/v1/invoices/search", self._invoice_view)
 
     def _finalize(self, request: Request) -> Reply:
-        p = self._form(request)
-        _unknown(p, FINALIZE_PARAMS)
+        p = self._params(request, "invoices.finalize_invoice")
+        self._only(p, FINALIZE_PARAMS)
         inv = self._invoice(request.params["id"])
         if inv["status"] != "draft":
             raise _bad("This invoice is already finalized, you can't re-finalize a non-draft invoice.",
@@ -564,7 +610,7 @@ class StripeSimulator(Simulator):
         return Reply(200, self._invoice_view(inv))
 
     def _send(self, request: Request) -> Reply:
-        _unknown(self._form(request), SEND_PARAMS)
+        self._only(self._params(request, "invoices.send_invoice"), SEND_PARAMS)
         inv = self._invoice(request.params["id"])
         if inv["status"] != "open":
             raise _bad(f"You can only send invoices that are open; this one is {inv['status']}.",
@@ -586,8 +632,8 @@ class StripeSimulator(Simulator):
     # ------------------------------------------------------------ invoice items
 
     def _create_item(self, request: Request) -> Reply:
-        p = self._form(request)
-        _unknown(p, ITEM_PARAMS)
+        p = self._params(request, "invoiceitems.create")
+        self._only(p, ITEM_PARAMS)
         for unsupported in ("price_data", "pricing", "quantity_decimal", "subscription", "tax_rates", "discounts"):
             if unsupported in p:
                 raise _bad(f"This simulator does not support {unsupported}.", unsupported)
@@ -641,6 +687,7 @@ class StripeSimulator(Simulator):
         return Reply(200, self._item_view(item))
 
     def _list_items(self, request: Request) -> Reply:
+        self._params(request, "invoiceitems.list")
         invoice, customer = self._q(request, "invoice"), self._q(request, "customer")
         found = [i for i in self.items.values()
                  if (invoice is None or i["invoice"] == invoice) and (customer is None or i["customer"] == customer)]

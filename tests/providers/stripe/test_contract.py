@@ -1,23 +1,20 @@
 """Contract: what we send and what the simulator answers, checked against Stripe's own artefacts.
 
 Oracles: the installed `stripe` package's typed request params (TypedDicts "generated from our OpenAPI
-spec") and its form encoder; the response fixtures of stripe/openapi (fixtures3.json subset in
+spec", read by invoicer.providers.stripe.schema, the same checker the simulator applies to every
+request) and its form encoder; the response fixtures of stripe/openapi (fixtures3.json subset in
 ../shared/vendor-specs/stripe/). Every corpus invoice goes through transform -> form encoding ->
 Stripe's parameter types, and through the simulator, whose computed total must be ours.
 """
 from __future__ import annotations
 
 import json
-import re
-import sys
-import typing
-from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
 import pytest
-import typing_extensions
 
 from invoicer.providers.simulate import Request
+from invoicer.providers.stripe import schema
 from invoicer.providers.stripe import transform as t
 from invoicer.providers.stripe.simulator import StripeSimulator
 
@@ -25,100 +22,47 @@ from .. import corpus_docs, spec
 from . import doc_for
 
 stripe_sdk = pytest.importorskip("stripe")
-from stripe._request_options import RequestOptions  # noqa: E402
 from stripe.params import (  # noqa: E402
     CustomerCreateParams,
+    CustomerListParams,
+    CustomerRetrieveParams,
     CustomerSearchParams,
     InvoiceCreateParams,
     InvoiceFinalizeInvoiceParams,
     InvoiceItemCreateParams,
+    InvoiceItemListParams,
+    InvoiceListParams,
+    InvoiceRetrieveParams,
     InvoiceSearchParams,
     InvoiceSendInvoiceParams,
 )
 
 KEY = "f" * 48
-REQUEST_OPTIONS = set(RequestOptions.__annotations__)  # api_key, idempotency_key, ...: not API parameters
+SDK_TYPES = {
+    "customers.create": CustomerCreateParams, "customers.retrieve": CustomerRetrieveParams,
+    "customers.list": CustomerListParams, "customers.search": CustomerSearchParams,
+    "invoices.create": InvoiceCreateParams, "invoices.retrieve": InvoiceRetrieveParams,
+    "invoices.list": InvoiceListParams, "invoices.search": InvoiceSearchParams,
+    "invoices.finalize_invoice": InvoiceFinalizeInvoiceParams, "invoices.send_invoice": InvoiceSendInvoiceParams,
+    "invoiceitems.create": InvoiceItemCreateParams, "invoiceitems.list": InvoiceItemListParams,
+}
 
 
-# ---------------------------------------------------------------- a validator for form-decoded values
+# ---------------------------------------------------------------- the validator (invoicer.providers.stripe.schema)
 
-def _resolve(annotation, owner):
-    if isinstance(annotation, typing.ForwardRef):
-        return eval(annotation.__forward_arg__, vars(sys.modules[owner.__module__]))  # noqa: S307 - SDK source
-    if isinstance(annotation, str):
-        return eval(annotation, vars(sys.modules[owner.__module__]))  # noqa: S307
-    return annotation
+def problems(operation: str, params: dict) -> list[str]:
+    """What Stripe would refuse in these params: encoded as the adapter does, decoded as Stripe does."""
+    return schema.validator()(operation, t.decode(t.encode(params)))
 
 
-def check(value, annotation, where: str, owner) -> None:
-    """AssertionError unless `value` (strings at the leaves, as Stripe receives them) has the declared type."""
-    annotation = _resolve(annotation, owner)
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing_extensions.NotRequired, typing_extensions.Required):
-        return check(value, args[0], where, owner)
-    if typing_extensions.is_typeddict(annotation):
-        assert isinstance(value, dict), f"{where}: expected an object, got {value!r}"
-        hints = {k: v for k, v in annotation.__annotations__.items() if k not in REQUEST_OPTIONS}
-        unknown = set(value) - set(hints)
-        assert not unknown, f"{where}: {sorted(unknown)} are not parameters of {annotation.__name__}"
-        missing = {k for k in annotation.__required_keys__ if k not in REQUEST_OPTIONS} - set(value)
-        assert not missing, f"{where}: required {sorted(missing)} missing for {annotation.__name__}"
-        for k, v in value.items():
-            check(v, hints[k], f"{where}[{k}]" if where else k, annotation)
-        return
-    if origin is typing.Union:
-        literals = [a for a in args if typing.get_origin(a) is typing.Literal and a != typing.Literal[""]]
-        if literals and str in args and isinstance(value, str):  # an open enum: hold us to the documented values
-            allowed = {v for lit in literals for v in typing.get_args(lit)}
-            assert value in allowed, f"{where}: {value!r} is not one of {sorted(allowed)}"
-            return
-        errors = []
-        for a in args:
-            try:
-                return check(value, a, where, owner)
-            except AssertionError as exc:
-                errors.append(str(exc))
-        raise AssertionError(f"{where}: {value!r} fits none of {annotation}: {errors}")
-    if origin is typing.Literal:
-        assert value in args, f"{where}: {value!r} is not one of {args}"
-        return
-    if origin in (list, typing.List):
-        assert isinstance(value, list), f"{where}: expected a list, got {value!r}"
-        for i, v in enumerate(value):
-            check(v, args[0], f"{where}[{i}]", owner)
-        return
-    if origin in (dict, typing.Dict):
-        assert isinstance(value, dict), f"{where}: expected a map, got {value!r}"
-        for k, v in value.items():
-            check(v, args[1], f"{where}[{k}]", owner)
-        return
-    if origin is not None and getattr(origin, "__name__", "") == "UntypedStripeObject":
-        assert isinstance(value, dict), f"{where}: expected a map"
-        return
-    assert isinstance(value, str), f"{where}: expected a form string, got {value!r}"
-    if annotation is str:
-        return
-    if annotation is bool:
-        assert value in ("true", "false"), f"{where}: {value!r} is not a boolean"
-    elif annotation is int:
-        assert re.fullmatch(r"-?\d+", value), f"{where}: {value!r} is not an integer"
-    elif annotation is Decimal:
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise AssertionError(f"{where}: {value!r} is not a decimal") from None
-        assert number.is_finite() and -number.as_tuple().exponent <= 12, f"{where}: {value!r}: at most 12 places"
-    else:
-        raise AssertionError(f"{where}: no rule for {annotation!r}")
-
-
-def validate(params: dict, typed) -> dict:
+def validate(operation: str, params: dict) -> dict:
     """Encode as the adapter does, decode as Stripe does, check against the SDK's TypedDict."""
     pairs = t.encode(params)
     sdk = [(k, v) for k, v in stripe_sdk._encode._api_encode(params)]  # the official client's encoding
     assert urlencode(pairs) == urlencode(sdk), "our bracket notation differs from the stripe client's"
     decoded = t.decode(pairs)
-    check(decoded, typed, "", typed)
+    found = schema.validator()(operation, decoded)
+    assert not found, f"{operation} ({SDK_TYPES[operation].__name__}) would be refused: {found}"
     return decoded
 
 
@@ -129,35 +73,59 @@ def docs():
     return corpus_docs()
 
 
+def test_the_validator_reads_the_sdks_types_for_each_operation():
+    assert schema.validator() is schema.validator()  # introspected once
+    assert set(SDK_TYPES) == set(schema.OPERATIONS) == schema.validator().operations
+    for operation, typed in SDK_TYPES.items():
+        assert schema.params_type(operation) is typed
+    assert schema.unchecked() == set(), "annotations in the SDK's params that no rule of schema.py understands"
+    with pytest.raises(ValueError, match="unknown Stripe operation"):
+        schema.validator()("invoices.pay", {})
+
+
 def test_the_validator_catches_what_stripe_would_refuse():
-    with pytest.raises(AssertionError, match="not parameters"):
-        validate({"customer": "cus_1", "days_due": 3}, InvoiceCreateParams)
-    with pytest.raises(AssertionError, match="not an integer"):
-        check({"days_until_due": "1.5"}, InvoiceCreateParams, "", InvoiceCreateParams)
-    with pytest.raises(AssertionError, match="not one of"):
-        validate({"collection_method": "email"}, InvoiceCreateParams)
-    with pytest.raises(AssertionError, match="not a boolean"):
-        check({"auto_advance": "yes"}, InvoiceCreateParams, "", InvoiceCreateParams)
-    with pytest.raises(AssertionError, match="not parameters"):
-        validate({"unit_amount": 5}, InvoiceItemCreateParams)  # a real Stripe name, but not on invoice items
-    with pytest.raises(AssertionError, match="required"):
-        validate({}, InvoiceSearchParams)
+    assert problems("invoices.create", {"customer": "cus_1", "days_due": 3}) == \
+        ["Received unknown parameter: days_due"]
+    assert problems("invoices.create", {"days_until_due": "1.5"}) == ["Invalid integer: 1.5"]
+    assert problems("invoices.create", {"collection_method": "email"}) == \
+        ["Invalid collection_method: must be one of charge_automatically or send_invoice"]
+    assert problems("invoices.create", {"auto_advance": "yes"}) == ["Invalid boolean: yes"]
+    assert problems("invoiceitems.create", {"unit_amount": 5}) == \
+        ["Received unknown parameter: unit_amount"]  # a real Stripe name, but not on invoice items
+    assert problems("invoices.search", {}) == ["Missing required param: query."]
+    nested = problems("invoices.create", {"automatic_tax": {"enabled": "on", "mode": "x"},
+                                          "custom_fields": [{"name": "PO"}]})
+    assert nested == ["Received unknown parameter: automatic_tax[mode]", "Invalid boolean: on",
+                      "Missing required param: custom_fields[0][value]."]
+    assert [p.param for p in schema.validator()("invoices.create", {"automatic_tax": {"mode": "x"}})] == \
+        ["automatic_tax[mode]", "automatic_tax[enabled]"]
+    assert problems("invoiceitems.create", {"unit_amount_decimal": "1.0000000000001"}) == \
+        ["Invalid decimal: 1.0000000000001 (at most 12 decimal places)"]
+    assert problems("invoices.create", {"expand": "lines"}) == ["Invalid array"]
+    assert problems("invoices.create", {"metadata": "x"}) == ["Invalid hash"]
+    assert problems("invoices.create", {"discounts": "", "metadata": ""}) == []  # '' unsets
+    assert problems("customers.list", {"created": {"gte": 1, "since": 2}}) == \
+        ["Received unknown parameter: created[since]"]
+    assert problems("customers.list", {"created": "x"}) == ["Invalid integer: x"]  # int | a range object
 
 
 def test_every_corpus_request_has_stripes_parameter_names_and_types(docs):
     for doc in docs:
         plan = t.plan(doc, KEY)
-        validate(plan.customer, CustomerCreateParams)
-        validate({"customer": "cus_QXg1o8vcGmoR32", **plan.invoice}, InvoiceCreateParams)
+        validate("customers.create", plan.customer)
+        validate("invoices.create", {"customer": "cus_QXg1o8vcGmoR32", **plan.invoice})
         for item in plan.items:
-            decoded = validate({"customer": "cus_QXg1o8vcGmoR32", "invoice": "in_1Pgc6tB7WZ01zgkWu9fdqL6I", **item},
-                               InvoiceItemCreateParams)
+            decoded = validate("invoiceitems.create",
+                               {"customer": "cus_QXg1o8vcGmoR32", "invoice": "in_1Pgc6tB7WZ01zgkWu9fdqL6I", **item})
             assert ("amount" in decoded) != ("unit_amount_decimal" in decoded)
         assert sum(t.item_amount(p) for p in plan.items) == plan.total == t.to_stripe(doc["total"], doc["currency"])
-    validate({"auto_advance": False}, InvoiceFinalizeInvoiceParams)
-    validate({}, InvoiceSendInvoiceParams)
-    validate({"query": t.invoice_query(KEY), "limit": 100}, InvoiceSearchParams)
-    validate({"query": t.customer_query("C-1"), "limit": 100}, CustomerSearchParams)
+    validate("invoices.finalize_invoice", {"auto_advance": False})
+    validate("invoices.send_invoice", {})
+    validate("invoices.search", {"query": t.invoice_query(KEY), "limit": 100})
+    validate("customers.search", {"query": t.customer_query("C-1"), "limit": 100})
+    validate("customers.list", {"email": "a@example.com", "limit": 100, "starting_after": "cus_1"})
+    validate("invoices.list", {"customer": "cus_1", "limit": 100})
+    validate("invoiceitems.list", {"invoice": "in_1", "limit": 100})
 
 
 def test_options_and_edge_currencies_validate_too():
@@ -168,10 +136,10 @@ def test_options_and_edge_currencies_validate_too():
                                                   "postal_code": "32801", "country": "US"}})]
     for doc in docs:
         plan = t.plan(doc, KEY, {"custom_number": True})
-        validate(plan.customer, CustomerCreateParams)
-        validate({"customer": "cus_1", **plan.invoice}, InvoiceCreateParams)
+        validate("customers.create", plan.customer)
+        validate("invoices.create", {"customer": "cus_1", **plan.invoice})
         for item in plan.items:
-            validate({"customer": "cus_1", "invoice": "in_1", **item}, InvoiceItemCreateParams)
+            validate("invoiceitems.create", {"customer": "cus_1", "invoice": "in_1", **item})
 
 
 def test_the_pinned_api_version_is_the_oracles():
@@ -214,6 +182,7 @@ def _run(sim: StripeSimulator, doc: dict) -> dict:
 
 def test_the_simulator_computes_our_total_for_every_corpus_invoice(docs):
     sim = StripeSimulator()
+    assert sim.spec is schema.validator()  # every request below is checked against the SDK's types too
     sim.rate_limits = False  # in-process and fast; the limit has its own test
     for doc in docs:
         final = _run(sim, doc)
