@@ -30,6 +30,13 @@ class Rate:
         return self.per * 1000 / self.count
 
 
+def within(count: int, per: float, burst: int) -> Rate:
+    """A rate that never puts more than `count` requests in any window of `per` seconds, however the
+    vendor slides its window: a bucket lets `burst` go at once and then `rate x per` more in the
+    same window, so the steady rate is what is left of the count after the burst."""
+    return Rate(count - burst, per, burst)
+
+
 _GCRA = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from invoicer.providers.ratelimit import Limiter, Rate, Throttled
+from invoicer.providers.ratelimit import Limiter, Rate, Throttled, within
 
 from ..conftest import TEST_ENV
 
@@ -79,3 +79,11 @@ def test_keys_are_independent(limiter):
         pass
     with limiter.slot("t:b", [Rate(1, 60)], max_wait=0.1):
         pass
+
+
+def test_within_never_exceeds_the_count_in_any_window(limiter):
+    """10 a minute with a burst of 2: two at once, then 8 spread over the minute, never 10 at once."""
+    rate = within(10, 60, burst=2)
+    waits = [limiter._wait_ms("t:within", rate) for _ in range(3)]
+    assert waits[:2] == [0, 0] and waits[2] > 0
+    assert rate.count + (rate.burst or 0) == 10

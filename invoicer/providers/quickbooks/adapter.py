@@ -27,7 +27,7 @@ from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider
 from ..oauth import RefreshingToken
-from ..ratelimit import Rate
+from ..ratelimit import within
 from ..registry import register
 from . import transform
 
@@ -38,7 +38,7 @@ API_URL = "https://quickbooks.api.intuit.com"
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 # Intuit, "API call limits and throttles": 500 requests per minute per realm, 10 per second per realm and
 # app, 10 concurrent requests per realm and app.
-RATES = [Rate(500, 60), Rate(10, 1)]
+RATES = [within(500, 60, burst=25), within(10, 1, burst=2)]  # per realm, sliding windows
 CONCURRENCY = 10
 THROTTLE_WAIT = 60.0  # Intuit: "If you see [429], wait 60 seconds before retrying"; no Retry-After is documented
 

@@ -33,7 +33,7 @@ from typing import Any
 from invoicer.errors import AuthFailed, MappingMissing, ProviderError, RateLimited, Rejected, Unavailable
 from invoicer.providers import http
 from invoicer.providers.base import Created, PaymentStatus, Provider, WebhookEvent
-from invoicer.providers.ratelimit import Rate
+from invoicer.providers.ratelimit import within
 from invoicer.providers.registry import register
 from invoicer.providers.stripe import transform, webhooks
 
@@ -128,9 +128,10 @@ class Stripe(Provider):
         url = http.base_url(SLUG, self.options, DEFAULT_BASE) + path
         key = self._rate_key(api_key)
         with ExitStack() as stack:
-            stack.enter_context(self.ctx.limiter.slot(key, [Rate(self._rate(api_key), 1)]))
+            per_second = self._rate(api_key)
+            stack.enter_context(self.ctx.limiter.slot(key, [within(per_second, 1, burst=per_second // 5)]))
             if search:
-                stack.enter_context(self.ctx.limiter.slot(f"{key}:search", [Rate(SEARCH_RATE, 1)]))
+                stack.enter_context(self.ctx.limiter.slot(f"{key}:search", [within(SEARCH_RATE, 1, burst=4)]))
             try:
                 resp = http.call(method, url, slug=SLUG, message=message, headers=headers, params=params,
                                  data=transform.encode(form) if form is not None else None)

@@ -34,13 +34,13 @@ from ...errors import AuthFailed, MappingMissing, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
 from ..oauth import RefreshingToken
-from ..ratelimit import Rate
+from ..ratelimit import within
 from ..registry import register
 from . import transform, webhooks
 
 DEFAULT_BASE = "https://api.xero.com"
 DEFAULT_TOKEN_URL = "https://identity.xero.com/connect/token"
-RATES = [Rate(50, 60, burst=10), Rate(4800, 86400, burst=200)]
+RATES = [within(60, 60, burst=10), within(5000, 86400, burst=200)]
 CONCURRENCY = 5
 BATCH = 50  # Xero's advice: about 50 elements per request
 
