@@ -280,20 +280,33 @@ def _run_batch(batch: list[tuple], tenant: Tenant, ctx: Ctx, started: float) -> 
     """Create many invoices in one request; each is then recorded (or retried) on its own."""
     first = batch[0][0]
     provider = registry.get(first.provider)(tenant.platforms[first.target].model_dump(), ctx)
+    refused: list[tuple[str, int, float]] = []
+    for member in list(batch):  # an invoice the platform could never take leaves the batch, dead-lettered alone
+        try:
+            provider.check_invoice(member[1])
+        except ProviderError as exc:
+            batch.remove(member)
+            outcome = _failed(member[0], member[1], exc, exc.retryable, exc.retry_after, started)
+            if outcome.retry_in is not None:
+                refused.append(("invoice", member[0].id, outcome.retry_in))
+    if not batch:
+        return Outcome(later=refused)
     try:
         created = provider.create_invoices([doc for _, doc in batch], [r.idempotency_key for r, _ in batch])
-    except Exception as exc:  # every invoice of the batch failed the same way: each retries alone
-        retryable = exc.retryable if isinstance(exc, ProviderError) else True
-        after = exc.retry_after if isinstance(exc, ProviderError) else None
-        outcomes = [_failed(r, doc, exc, retryable, after, started) for r, doc in batch]
-        return Outcome(retry_in=outcomes[0].retry_in,
-                       later=[("invoice", r.id, o.retry_in) for (r, _), o in zip(batch[1:], outcomes[1:])
-                              if o.retry_in is not None])
+    except Exception as exc:
+        # one bad invoice must not sink the others: every member retries on its own (looking itself
+        # up first), a refused one now, the others after the backoff the error calls for; only a
+        # member that fails again alone is dead-lettered, with its own reason
+        after = 0.0 if isinstance(exc, ProviderError) and not exc.retryable else \
+            (exc.retry_after if isinstance(exc, ProviderError) else None)
+        outcomes = [_failed(r, doc, exc, True, after, started) for r, doc in batch]
+        return Outcome(later=refused + [("invoice", r.id, o.retry_in) for (r, _), o in zip(batch, outcomes)
+                                        if o.retry_in is not None])
     follow: list[tuple[str, int]] = []
     for (r, doc), c in zip(batch, created):
         follow += _done(r, doc, {"external_id": c.external_id, "number": c.number, "url": c.url,
                                  "detail": {**c.detail, "batch": len(batch)}}, started)
-    return Outcome(enqueue=follow)
+    return Outcome(enqueue=follow, later=refused)
 
 
 def _attempt(conn, row, outcome, exc, started) -> None:

@@ -101,6 +101,8 @@ def test_a_backlog_for_xero_goes_fifty_invoices_a_request(procs, sandbox):
     wait_for(lambda: answers(port, "/readyz"), 30, what="ingress")
     for i in range(60):
         event = make_event(f"evt-{i}", tenant="xero-co", job_id=f"J-{i}")
+        if i == 7:  # one invoice Xero cannot take exactly (it keeps 2 decimals): it must not sink the others
+            event["job"].update(currency="KWD", fees=[{"description": "Trip", "amount": "25.005", "taxable": False}])
         assert requests.post(f"http://127.0.0.1:{port}/v1/events", json=event, timeout=10).status_code == 202
     d = db.deliveries.c
     with db.engine().connect() as conn:
@@ -108,18 +110,21 @@ def test_a_backlog_for_xero_goes_fifty_invoices_a_request(procs, sandbox):
         wait_for(lambda: len(pending()) == 60, 60, what="60 invoices waiting for Xero")
     procs.worker("--queues", "invoices", env=env)
     with db.engine().connect() as conn:
-        wait_for(lambda: len(conn.execute(select(d.id).where(d.kind == "invoice", d.status == "done")).all()) == 60,
-                 90, what="every invoice on Xero")
-        batches = [b or 1 for b in conn.execute(  # no "batch" in the detail: it went on its own
-            select(d.detail["batch"].as_integer()).where(d.kind == "invoice")).scalars()]
+        def settled():
+            rows = conn.execute(select(d.status, d.last_error, d.detail).where(d.kind == "invoice")).all()
+            return rows if sum(r.status in ("done", "dead") for r in rows) == 60 else None
+
+        rows = wait_for(settled, 120, what="every invoice on Xero, or dead-lettered")
     org = sandbox.xero.sim.org(None)
     puts = [r for r in sandbox.xero.sim.received if r.method == "PUT" and r.path.endswith("/Invoices")]
+    [dead] = [r for r in rows if r.status == "dead"]
+    assert "2 decimals" in dead.last_error
+    assert len(org.invoices) == 59 and len({inv["Reference"] for inv in org.invoices.values()}) == 59
     # four worker processes start together, each with its own delivery; the first to claim siblings
-    # takes 49 more: a handful of requests instead of 60, one of them a full batch of 50
-    assert len(org.invoices) == 60 and len(puts) <= 5
-    assert max(batches) == 50 and sum(1 for b in batches if b == 50) == 50
-    references = sorted(inv["Reference"] for inv in org.invoices.values())
-    assert len(set(references)) == 60
+    # takes 49 more (less the one Xero cannot take): a handful of requests instead of 59
+    assert len(puts) <= 6
+    assert max((r.detail or {}).get("batch", 1) for r in rows if r.status == "done") >= 45
+    assert dead.detail is None or "batch" not in dead.detail
 
 
 def test_xero_webhooks_reach_the_tenant_of_their_organisation(clean, monkeypatch, sandbox):

@@ -74,6 +74,9 @@ class Provider:
     def find_invoice(self, invoice: dict, key: str) -> Created | None:
         raise Unsupported(f"{self.slug} cannot look invoices up")
 
+    def check_invoice(self, invoice: dict) -> None:
+        """Raise Rejected, without calling the platform, for an invoice it could never take."""
+
     def create_invoices(self, invoices: list[dict], keys: list[str]) -> list[Created]:
         """Many invoices in one request (capability create_batch); all or none."""
         raise Unsupported(f"{self.slug} cannot create invoices in batches")

@@ -83,7 +83,8 @@ class Xero(Provider):
         if len(invoices) != len(keys):
             raise ValueError("one idempotency key per invoice")
         self.tenant_id  # noqa: B018 -- a missing organisation id fails before anything is sent
-        transform.invoices_body(invoices, ["00000000-0000-0000-0000-000000000000"] * len(invoices), self.mapping)
+        for doc in invoices:
+            self.check_invoice(doc)
         contacts: dict[str, str] = {}
         ids = []
         for doc, key in zip(invoices, keys):
@@ -98,6 +99,10 @@ class Xero(Provider):
             resp = self._request("PUT", "/Invoices", body=body, key=transform.batch_key(chunk))
             out += transform.created_all(transform.loads(resp.content), docs)
         return out
+
+    def check_invoice(self, invoice: dict) -> None:
+        """Rejected, before any call, for an invoice Xero cannot take exactly (e.g. 3-decimal money)."""
+        transform.invoices_body([invoice], ["00000000-0000-0000-0000-000000000000"], self.mapping)
 
     def find_invoice(self, invoice: dict, key: str) -> Created | None:
         if self.mapping.use_our_number:
