@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ...errors import MappingMissing, Rejected
 from ..base import Created, PaymentStatus
 
 MINOR_VERSION = 75  # pinned: Intuit retired minor versions 1-74 in 2025; 75 is the base now
+CENT = Decimal("0.01")
 DOC_NUMBER_MAX = 21  # Finance.xsd, Transaction.DocNumber: "ValidRange: QBO: max=21"
 LINE_KINDS = ("labor", "material", "fee")
 DEFAULT_TAX_CODES = {"taxable": "TAX", "non_taxable": "NON"}  # US companies' built-in line codes
@@ -168,14 +169,19 @@ def invoice_body(doc: dict, options: dict, customer_id: str, platform: str = "")
         kind = line["kind"]
         if kind not in LINE_KINDS:
             raise Rejected(f"unknown line kind {kind!r}")
+        qty, price, description = line["quantity"], line["unit_price"], line["description"]
+        if (qty * price).quantize(CENT, ROUND_HALF_UP) != line["amount"]:
+            # QuickBooks wants Amount = UnitPrice x Qty to the cent; a line our currency rounds
+            # otherwise (1.5 h x 11875 JPY = 17813) goes as 1 x its amount, the working in the text
+            qty, price, description = Decimal(1), line["amount"], f"{description} ({line['quantity']} x {price})"
         lines.append({
             "DetailType": "SalesItemLineDetail",
             "Amount": line["amount"],
-            "Description": _clip(line["description"], DESCRIPTION_MAX),
+            "Description": _clip(description, DESCRIPTION_MAX),
             "SalesItemLineDetail": {
                 "ItemRef": {"value": item_ref(options, platform, kind)},
-                "UnitPrice": line["unit_price"],
-                "Qty": line["quantity"],
+                "UnitPrice": price,
+                "Qty": qty,
                 "TaxCodeRef": {"value": codes["taxable" if line["taxable"] else "non_taxable"]},
             },
         })

@@ -161,3 +161,17 @@ def test_simulator_rules_catch_what_quickbooks_refuses(docs, sim):
     with pytest.raises(Fault) as caught:
         sim.price(body)
     assert caught.value.code == "2500"
+
+
+def test_a_line_our_currency_rounds_otherwise_goes_as_one_times_its_amount(docs, sim):
+    """1.5 h x 11875 JPY = 17812.5 -> 17813 yen by our rules; QuickBooks checks Qty x UnitPrice to the
+    cent, so the line goes as 1 x 17813 with the working kept in the description."""
+    doc = {**docs[0], "currency": "JPY", "discounts": [], "discount_total": Decimal(0),
+           "lines": [{"kind": "labor", "description": "Repair", "sku": None, "quantity": Decimal("1.5"),
+                      "unit_price": Decimal("11875"), "amount": Decimal("17813"), "taxable": False}],
+           "subtotal": Decimal("17813"), "tax": {"rate": Decimal(0), "jurisdiction": "JP", "amount": Decimal(0)},
+           "total": Decimal("17813")}
+    [line] = [l for l in _body(doc)["Line"] if l["DetailType"] == "SalesItemLineDetail"]
+    assert line["SalesItemLineDetail"]["Qty"] == 1 and line["SalesItemLineDetail"]["UnitPrice"] == Decimal("17813")
+    assert line["Amount"] == Decimal("17813") and "(1.5 x 11875)" in line["Description"]
+    assert sim.price(transform.loads(transform.dumps(_body(doc))))["total"] == Decimal("17813")
