@@ -119,7 +119,7 @@ def _sandbox(args) -> int:
 
     from . import sandbox as sb
 
-    box = sb.start()
+    box = sb.start(args.platforms or None)
     print("# vendor simulators (not for production); export these, then point INVOICER_CONFIG at the file below")
     for k, v in box.env.items():
         print(f"export {k}={v}")
@@ -209,7 +209,8 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("platform", help="the platform's name in the tenant's configuration")
     cr.set_defaults(func=_credentials)
 
-    sb = sub.add_parser("sandbox", help="serve the QuickBooks, Xero and Stripe simulators on local ports")
+    sb = sub.add_parser("sandbox", help="serve the vendor simulators on local ports (all, or the platforms named)")
+    sb.add_argument("platforms", nargs="*", metavar="PLATFORM", help="provider slugs (default: every simulator)")
     sb.set_defaults(func=_sandbox)
 
     pr = sub.add_parser("providers", help="list registered platforms and channels with their capabilities")

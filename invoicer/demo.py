@@ -90,8 +90,8 @@ def run(count: int = 300, events_file: str | None = None, workers: int = 2, port
         import yaml
 
         box.seed(db.engine(), yaml.safe_load(box.tenants_yaml())["tenants"])
-        print("invoicer demo: sandbox: QuickBooks at", box.quickbooks.url, "| Xero at", box.xero.url,
-              "| Stripe at", box.stripe.url, f"| tenants file {env['INVOICER_CONFIG']}", flush=True)
+        where = " | ".join(f"{slug} at {r.url}" for slug, r in box.running.items())
+        print(f"invoicer demo: sandbox: {where} | tenants file {env['INVOICER_CONFIG']}", flush=True)
     where = "SQLite at " + cfg.database_url.removeprefix("sqlite:///") if cfg.database_url.startswith("sqlite") \
         else "the database at INVOICER_DATABASE_URL"
     print(f"invoicer demo: {where}; broker: {broker}", flush=True)

@@ -188,6 +188,17 @@ class QuickBooksSimulator(Simulator):
 
     # ------------------------------------------------------------ helpers for tests
 
+    # the sandbox hook (invoicer/sandbox.py)
+    def platform(self, url: str) -> dict:
+        return {"provider": "quickbooks", "realm_id": self.realm_id, "base_url": url,
+                "token_url": f"{url}/oauth2/v1/tokens/bearer", "items": {"labor": "1", "material": "2", "fee": "3"}}
+
+    def env(self) -> dict[str, str]:
+        return {"INVOICER_QUICKBOOKS_CLIENT_ID": self.client_id, "INVOICER_QUICKBOOKS_CLIENT_SECRET": self.client_secret}
+
+    def tokens(self) -> dict:
+        return self.issue_tokens()
+
     def issue_tokens(self) -> dict:
         """A fresh token pair, as the authorization-code exchange would give; stored form of invoicer."""
         with self.state:
@@ -544,3 +555,6 @@ class QuickBooksSimulator(Simulator):
         ("GET", _CO + r"/query", _query),
         ("POST", _CO + r"/query", _query),
     ]
+
+
+SIMULATOR = QuickBooksSimulator

@@ -193,6 +193,18 @@ class StripeSimulator(Simulator):
         self._state = threading.RLock()
         self.reset(clock)
 
+    # the sandbox hook (invoicer/sandbox.py)
+    def platform(self, url: str) -> dict:
+        return {"provider": "stripe", "base_url": url, "api_key_env": "INVOICER_SANDBOX_STRIPE_KEY",
+                "webhook_secret_env": "INVOICER_SANDBOX_STRIPE_WEBHOOK_SECRET", "account": "sandbox"}
+
+    def env(self) -> dict[str, str]:
+        return {"INVOICER_SANDBOX_STRIPE_KEY": sorted(self.api_keys)[0],
+                "INVOICER_SANDBOX_STRIPE_WEBHOOK_SECRET": self.webhook_secret}
+
+    def tokens(self) -> None:
+        return None
+
     def reset(self, clock=time.time) -> None:
         """Forget everything received and stored (one served simulator can then serve many tests)."""
         with self.lock, self._state:
@@ -812,3 +824,6 @@ class StripeSimulator(Simulator):
         ("POST", r"/v1/invoiceitems", _create_item),
         ("GET", r"/i/(?P<id>[^/]+)", _hosted),
     ]
+
+
+SIMULATOR = StripeSimulator

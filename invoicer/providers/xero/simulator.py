@@ -325,6 +325,18 @@ class XeroSimulator(Simulator):
     def org(self, tenant_id: str | None = None) -> Org:
         return self.orgs[tenant_id] if tenant_id else next(iter(self.orgs.values()))
 
+    # the sandbox hook (invoicer/sandbox.py)
+    def platform(self, url: str) -> dict:
+        return {"provider": "xero", "tenant_id": next(iter(self.orgs)), "base_url": url,
+                "token_url": f"{url}/connect/token", "accounts": {"labor": "200", "material": "200", "fee": "260"},
+                "tax_types": {"taxable": "OUTPUT", "exempt": "NONE"}}
+
+    def env(self) -> dict[str, str]:
+        return {"INVOICER_XERO_CLIENT_ID": self.client_id, "INVOICER_XERO_CLIENT_SECRET": self.client_secret}
+
+    def tokens(self) -> dict:
+        return self.grant()
+
     def grant(self, tenants: tuple[str, ...] | None = None) -> dict:
         """A fresh token set, as the authorisation-code flow would have given it (for seeding credentials)."""
         with self.state:
@@ -699,3 +711,6 @@ class XeroSimulator(Simulator):
         ("GET", f"{API}/Contacts", get_contacts),
         ("PUT", f"{API}/Contacts", put_contacts),
     ]
+
+
+SIMULATOR = XeroSimulator
