@@ -30,11 +30,13 @@ class Rate:
         return self.per * 1000 / self.count
 
 
-def within(count: int, per: float, burst: int) -> Rate:
-    """A rate that never puts more than `count` requests in any window of `per` seconds, however the
-    vendor slides its window: a bucket lets `burst` go at once and then `rate x per` more in the
-    same window, so the steady rate is what is left of the count after the burst."""
-    return Rate(count - burst, per, burst)
+def within(count: int, per: float, burst: int, jitter: float = 0.1) -> Rate:
+    """A rate that never puts more than `count` requests in any window of `per` seconds at the vendor,
+    however it slides its window: a bucket lets `burst` go at once and then the rest of the count over
+    the window. Requests leave us in order but reach the vendor up to `jitter` seconds apart from when
+    the limiter let them go (scheduling, connection set-up), which squeezes `per + jitter` seconds of
+    our admissions into one vendor window; the steady rate is stretched to fit that."""
+    return Rate(count - burst, per + jitter, burst)
 
 
 _GCRA = """

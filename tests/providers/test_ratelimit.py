@@ -1,6 +1,8 @@
 """The shared rate limiter on a real Redis: limits hold across threads (and so across workers)."""
 from __future__ import annotations
 
+import bisect
+import random
 import threading
 import time
 
@@ -87,3 +89,24 @@ def test_within_never_exceeds_the_count_in_any_window(limiter):
     waits = [limiter._wait_ms("t:within", rate) for _ in range(3)]
     assert waits[:2] == [0, 0] and waits[2] > 0
     assert rate.count + (rate.burst or 0) == 10
+
+
+@pytest.mark.parametrize("count,per,burst", [(25, 1, 5), (10, 1, 2), (60, 60, 10), (500, 60, 25)])
+def test_within_holds_at_the_vendor_when_requests_arrive_late(limiter, count, per, burst):
+    """A saturated stream through the limiter's arithmetic (each request admitted at the earliest
+    moment the bucket allows), then delayed by up to `jitter` on its way (the early ones late and the
+    later ones on time is the worst case): no sliding window of `per` seconds at the vendor ever holds
+    more than `count`."""
+    rate = within(count, per, burst, jitter=0.1)
+    interval = rate.interval_ms / 1000
+    admitted = [max(0.0, (k + 1 - burst) * interval) for k in range(4 * count)]
+    rng = random.Random(count)
+    n = len(admitted)
+    late_first = [[0.1 if k < split else 0.0 for k in range(n)] for split in (burst, *range(0, n, n // 16))]
+    for delays in ([0.0] * n, *late_first, [rng.uniform(0, 0.1) for _ in admitted]):
+        arrived = sorted(a + d for a, d in zip(admitted, delays))
+        worst = max(bisect.bisect_right(arrived, t + per - 1e-9) - i for i, t in enumerate(arrived))
+        assert worst <= count
+    # and the limiter itself admits exactly that burst before making anyone wait
+    waits = [limiter._wait_ms(f"t:late:{count}", rate) for _ in range(burst + 1)]
+    assert waits[:burst] == [0] * burst and waits[burst] > 0
