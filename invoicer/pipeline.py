@@ -303,7 +303,12 @@ def _run_batch(batch: list[tuple], tenant: Tenant, ctx: Ctx, started: float) -> 
         return Outcome(later=refused + [("invoice", r.id, o.retry_in) for (r, _), o in zip(batch, outcomes)
                                         if o.retry_in is not None])
     follow: list[tuple[str, int]] = []
-    for (r, doc), c in zip(batch, created):
+    for (r, doc), c in zip(batch, created, strict=True):
+        if isinstance(c, ProviderError):  # the platform refused this one and made the others
+            outcome = _failed(r, doc, c, c.retryable, c.retry_after, started)
+            if outcome.retry_in is not None:
+                refused.append(("invoice", r.id, outcome.retry_in))
+            continue
         follow += _done(r, doc, {"external_id": c.external_id, "number": c.number, "url": c.url,
                                  "detail": {**c.detail, "batch": len(batch)}}, started)
     return Outcome(enqueue=follow, later=refused)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..errors import Unsupported
+from ..errors import ProviderError, Unsupported
 
 CAPABILITIES = ("create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
                 "payment_link", "create_batch", "send_email", "send_sms")
@@ -77,8 +77,10 @@ class Provider:
     def check_invoice(self, invoice: dict) -> None:
         """Raise Rejected, without calling the platform, for an invoice it could never take."""
 
-    def create_invoices(self, invoices: list[dict], keys: list[str]) -> list[Created]:
-        """Many invoices in one request (capability create_batch); all or none."""
+    def create_invoices(self, invoices: list[dict], keys: list[str]) -> list["Created | ProviderError"]:
+        """Many invoices in few requests (capability create_batch): for each, in order, what the
+        platform made or the error that refused that one alone. An error raised instead is the whole
+        batch's (rate limited, unavailable, unknown outcome)."""
         raise Unsupported(f"{self.slug} cannot create invoices in batches")
 
     def send_invoice(self, created: Created, invoice: dict, key: str) -> None:

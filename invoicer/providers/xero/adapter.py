@@ -30,7 +30,7 @@ import os
 
 import requests
 
-from ...errors import AuthFailed, MappingMissing, Rejected
+from ...errors import AuthFailed, MappingMissing, ProviderError, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
 from ..oauth import RefreshingToken
@@ -43,6 +43,7 @@ DEFAULT_TOKEN_URL = "https://identity.xero.com/connect/token"
 RATES = [within(60, 60, burst=10), within(5000, 86400, burst=200)]
 CONCURRENCY = 5
 BATCH = 50  # Xero's advice: about 50 elements per request
+LOOKUP = 25  # customers per GET /Contacts?where=... (two terms each; keeps the URL short)
 
 
 def _message(resp: requests.Response) -> str:
@@ -76,28 +77,31 @@ class Xero(Provider):
     # ------------------------------------------------------------ capabilities
 
     def create_invoice(self, invoice: dict, key: str) -> Created:
-        return self.create_invoices([invoice], [key])[0]
+        [result] = self.create_invoices([invoice], [key])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    def create_invoices(self, invoices: list[dict], keys: list[str]) -> list[Created]:
-        """Many invoices in as few calls as Xero allows (one per 50), each total checked against ours."""
+    def create_invoices(self, invoices: list[dict], keys: list[str]) -> list[Created | ProviderError]:
+        """Many invoices in as few calls as Xero allows (50 a call, contacts too), each total checked
+        against ours. With summarizeErrors=false Xero makes the good ones and says why it refused the
+        others, so each invoice gets its own outcome."""
         if len(invoices) != len(keys):
             raise ValueError("one idempotency key per invoice")
         self.tenant_id  # noqa: B018 -- a missing organisation id fails before anything is sent
         for doc in invoices:
             self.check_invoice(doc)
-        contacts: dict[str, str] = {}
-        ids = []
-        for doc, key in zip(invoices, keys):
-            ours = doc["customer"]["id"]
-            if ours not in contacts:
-                contacts[ours] = self._contact(doc["customer"], key)
-            ids.append(contacts[ours])
-        out: list[Created] = []
-        for start in range(0, len(invoices), BATCH):
-            docs, chunk = invoices[start:start + BATCH], keys[start:start + BATCH]
-            body = transform.invoices_body(docs, ids[start:start + BATCH], self.mapping)
-            resp = self._request("PUT", "/Invoices", body=body, key=transform.batch_key(chunk))
-            out += transform.created_all(transform.loads(resp.content), docs)
+        contacts = self._contacts([doc["customer"] for doc in invoices], keys)
+        out: list[Created | ProviderError | None] = [contacts[doc["customer"]["id"]] for doc in invoices]
+        ready = [i for i, c in enumerate(out) if isinstance(c, str)]
+        for start in range(0, len(ready), BATCH):
+            chunk = ready[start:start + BATCH]
+            docs = [invoices[i] for i in chunk]
+            body = transform.invoices_body(docs, [out[i] for i in chunk], self.mapping)
+            resp = self._request("PUT", "/Invoices", body=body, params={"summarizeErrors": "false"},
+                                 key=transform.batch_key([keys[i] for i in chunk]))
+            for i, result in zip(chunk, transform.created_each(transform.loads(resp.content), docs)):
+                out[i] = result
         return out
 
     def check_invoice(self, invoice: dict) -> None:
@@ -140,8 +144,49 @@ class Xero(Provider):
 
     # ------------------------------------------------------------ customers
 
+    def _contacts(self, customers: list[dict], keys: list[str]) -> dict[str, str | ProviderError]:
+        """Each customer's ContactID (or why there is none): remembered, given by the sender, found in
+        one lookup per 25 customers, or made in one call per 50; a refused one is retried alone."""
+        todo: dict[str, tuple[dict, str]] = {}
+        found: dict[str, str | ProviderError] = {}
+        for customer, key in zip(customers, keys):
+            ours = customer["id"]
+            if ours in found or ours in todo:
+                continue
+            known = self.ctx.refs.get("contact", ours) or (customer.get("external_ids") or {}).get("xero")
+            if known:
+                found[ours] = known
+            else:
+                todo[ours] = (customer, key)
+        lookups = [c for c, _ in todo.values() if transform.contacts_where(c)]
+        for start in range(0, len(lookups), LOOKUP):
+            chunk = lookups[start:start + LOOKUP]
+            where = " OR ".join(transform.contacts_where(c) for c in chunk)  # each is ORs of equalities
+            resp = self._request("GET", "/Contacts", params={"where": where})
+            existing = transform.loads(resp.content).get("Contacts") or []
+            for c in chunk:
+                theirs = transform.pick_contact(existing, c)
+                if theirs:
+                    found[c["id"]] = self.ctx.refs.put("contact", c["id"], theirs)
+        missing = [(c, k) for ours, (c, k) in todo.items() if ours not in found]
+        for start in range(0, len(missing), BATCH):
+            chunk = missing[start:start + BATCH]
+            resp = self._request("PUT", "/Contacts", body=transform.contacts_body([c for c, _ in chunk]),
+                                 params={"summarizeErrors": "false"},
+                                 key=transform.batch_key([transform.idempotency_key(k, "contacts") for _, k in chunk]))
+            made = transform.contacts_made(transform.loads(resp.content), [c for c, _ in chunk])
+            for (c, k), theirs in zip(chunk, made):
+                if isinstance(theirs, str):
+                    found[c["id"]] = self.ctx.refs.put("contact", c["id"], theirs)
+                else:  # a name another contact holds, or a customer made meanwhile: sort it out alone
+                    try:
+                        found[c["id"]] = self._contact(c, k)
+                    except Rejected as exc:
+                        found[c["id"]] = exc
+        return found
+
     def _contact(self, customer: dict, key: str) -> str:
-        """The ContactID of our customer: remembered, given by the sender, found by our id or email, or made."""
+        """The ContactID of one customer: remembered, given by the sender, found by our id or email, or made."""
         ours = customer["id"]
         known = self.ctx.refs.get("contact", ours)
         if known:

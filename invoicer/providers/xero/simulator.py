@@ -526,7 +526,8 @@ class XeroSimulator(Simulator):
         if bad:
             return bad
         items = body.get("Contacts") if "Contacts" in body else [body]
-        made, failed = [], []
+        summarize = (request.query.get("summarizeErrors") or ["true"])[0].lower() != "false"
+        made, failed, answers = [], [], []
         for c in items:
             errors = []
             name = (c.get("Name") or "").strip()
@@ -540,15 +541,18 @@ class XeroSimulator(Simulator):
             if number and any(x.get("ContactNumber") == number for x in active):
                 errors.append(f"The contact number {number} is already assigned to another contact.")
             if errors:
-                failed.append({**c, "ValidationErrors": [{"Message": e} for e in errors]})
+                failed.append({**c, "HasValidationErrors": True, "StatusAttributeString": "ERROR",
+                               "ValidationErrors": [{"Message": e} for e in errors]})
+                answers.append(failed[-1])
             else:
                 made.append({**c, "ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE",
                              "UpdatedDateUTC": self._ms_now(), "HasValidationErrors": False})
-        if failed:
+                answers.append(made[-1])
+        if failed and summarize:
             return _validation(failed)
         for c in made:
             org.contacts[c["ContactID"]] = c
-        return _json(200, self._envelope(Contacts=made))
+        return _json(200, self._envelope(Contacts=answers))
 
     # ------------------------------------------------------------ invoices
 

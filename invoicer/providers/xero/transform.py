@@ -233,7 +233,17 @@ def invoices_body(docs: list[dict], contact_ids: list[str], m: Mapping) -> dict:
 
 
 def contact_body(customer: dict, name: str | None = None) -> dict:
-    """The body of PUT /Contacts for one of our customers. ContactNumber carries our id (<= 50 chars)."""
+    """The body of PUT /Contacts for one of our customers."""
+    return {"Contacts": [contact(customer, name)]}
+
+
+def contacts_body(customers: list[dict]) -> dict:
+    """The body of PUT /Contacts for many customers at once (Xero takes about 50 per call)."""
+    return {"Contacts": [contact(c) for c in customers]}
+
+
+def contact(customer: dict, name: str | None = None) -> dict:
+    """One of our customers as a Xero contact. ContactNumber carries our id (<= 50 chars)."""
     contact: dict[str, Any] = {"Name": (name or customer["name"]).strip()}
     if len(customer["id"]) <= CONTACT_NUMBER_MAX:
         contact["ContactNumber"] = customer["id"]
@@ -247,7 +257,7 @@ def contact_body(customer: dict, name: str | None = None) -> dict:
                                  "City": address.get("city", ""), "Region": address.get("region", ""),
                                  "PostalCode": address.get("postal_code", ""),
                                  "Country": address.get("country", "")}]
-    return {"Contacts": [contact]}
+    return contact
 
 
 def contacts_where(customer: dict) -> str | None:
@@ -303,19 +313,38 @@ def check_total(inv: dict, doc: dict) -> None:
                        status=None)
 
 
-def created_all(answer: dict, docs: list[dict]) -> list[Created]:
-    """Xero's answer to PUT /Invoices, in the order sent, each total checked against ours."""
+def created_each(answer: dict, docs: list[dict]) -> list[Created | Rejected]:
+    """Xero's answer to PUT /Invoices?summarizeErrors=false, in the order sent: for each invoice the
+    one Xero made (its total checked against ours) or why Xero refused it. An answer that does not
+    match what was sent, as a whole, is refused as a whole."""
     invoices = answer.get("Invoices") or []
     if len(invoices) != len(docs):
         raise Rejected(f"xero answered {len(invoices)} invoices for {len(docs)} sent")
-    out = []
+    out: list[Created | Rejected] = []
     for inv, doc in zip(invoices, docs):
-        if inv.get("HasErrors") or inv.get("StatusAttributeString") == "ERROR":
-            raise Rejected(f"xero refused invoice {doc['number']}: {validation_messages([inv])}")
         if inv.get("Reference") != doc["number"]:
             raise Rejected(f"xero answered invoice {inv.get('Reference')!r} where {doc['number']!r} was sent")
-        check_total(inv, doc)
-        out.append(created(inv))
+        try:
+            if inv.get("HasErrors") or inv.get("StatusAttributeString") == "ERROR":
+                raise Rejected(f"xero refused invoice {doc['number']}: {validation_messages([inv])}")
+            check_total(inv, doc)
+            out.append(created(inv))
+        except Rejected as exc:
+            out.append(exc)
+    return out
+
+
+def contacts_made(answer: dict, customers: list[dict]) -> list[str | Rejected]:
+    """Xero's answer to PUT /Contacts?summarizeErrors=false: each customer's ContactID, or why not."""
+    contacts = answer.get("Contacts") or []
+    if len(contacts) != len(customers):
+        raise Rejected(f"xero answered {len(contacts)} contacts for {len(customers)} sent")
+    out: list[str | Rejected] = []
+    for c, customer in zip(contacts, customers):
+        if c.get("HasValidationErrors") or c.get("ValidationErrors") or not c.get("ContactID"):
+            out.append(Rejected(f"xero made no contact for customer {customer['id']}: {validation_messages([c])}"))
+        else:
+            out.append(c["ContactID"])
     return out
 
 

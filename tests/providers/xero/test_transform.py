@@ -194,14 +194,38 @@ def test_created_from_answer():
     doc = make_doc()
     answer = {"Invoices": [{"InvoiceID": "id-1", "InvoiceNumber": "INV-0007", "Reference": doc["number"],
                             "Type": "ACCREC", "Status": "AUTHORISED", "Total": D("251.10")}]}
-    [created] = t.created_all(answer, [doc])
+    [created] = t.created_each(answer, [doc])
     assert created.external_id == "id-1" and created.number == "INV-0007"
     assert created.url.endswith("InvoiceID=id-1") and created.detail["sent_to_contact"] is False
     answer["Invoices"][0]["Reference"] = "OTHER"
     with pytest.raises(Rejected):
-        t.created_all(answer, [doc])
+        t.created_each(answer, [doc])
     with pytest.raises(Rejected):
-        t.created_all({"Invoices": []}, [doc])
+        t.created_each({"Invoices": []}, [doc])
+
+
+def test_each_invoice_of_a_batch_gets_its_own_outcome():
+    good, bad, off = make_doc(number="A-1"), make_doc(number="A-2"), make_doc(number="A-3")
+    answer = {"Invoices": [
+        {"InvoiceID": "id-1", "Reference": "A-1", "Total": D("251.10")},
+        {"Reference": "A-2", "HasErrors": True, "StatusAttributeString": "ERROR",
+         "ValidationErrors": [{"Message": "Account code '999' is not a valid code for this document."}]},
+        {"InvoiceID": "id-3", "Reference": "A-3", "Total": D("251.11")}]}
+    made, refused, wrong_total = t.created_each(answer, [good, bad, off])
+    assert made.external_id == "id-1"
+    assert isinstance(refused, Rejected) and "Account code '999'" in str(refused)
+    assert isinstance(wrong_total, Rejected) and "251.11" in str(wrong_total)
+
+
+def test_each_contact_of_a_batch_gets_its_own_outcome():
+    customers = [{"id": "C-1"}, {"id": "C-2"}]
+    answer = {"Contacts": [{"ContactID": "x-1", "Name": "A"},
+                           {"Name": "B", "HasValidationErrors": True,
+                            "ValidationErrors": [{"Message": "The contact name B is already assigned"}]}]}
+    made, refused = t.contacts_made(answer, customers)
+    assert made == "x-1" and isinstance(refused, Rejected) and "already assigned" in str(refused)
+    with pytest.raises(Rejected):
+        t.contacts_made({"Contacts": []}, customers)
 
 
 def test_payment_status():
