@@ -81,17 +81,21 @@ VENDOR_TEXT = {
     "xero": "60/min and 5000/day per organisation, 5 concurrent",
     "stripe": "25/s per test key, search 20/s",
 }
-# invoicer's limiter (the adapters' RATES): (bucket, calls, per s, burst)
-OUR_LIMITS = {
-    "quickbooks": {"realm": [(500, 60.0, 500), (10, 1.0, 10)]},
-    "xero": {"org": [(50, 60.0, 10), (4800, 86400.0, 200)]},
-    "stripe": {"key": [(25, 1.0, 25)], "search": [(20, 1.0, 20)]},
-}
-OUR_TEXT = {
-    "quickbooks": "GCRA 500/60 s burst 500 + 10/s burst 10, 10 concurrent",
-    "xero": "GCRA 50/60 s burst 10 + 4800/day burst 200, 5 concurrent",
-    "stripe": "GCRA 25/s burst 25 (+ search 20/s burst 20)",
-}
+def our_limits(slug: str) -> dict[str, list[tuple[int, float, int]]]:
+    """invoicer's own limiter for a platform, read from the adapter: bucket -> [(count, per s, burst)]."""
+    if slug in ("quickbooks", "xero"):
+        from importlib import import_module
+
+        rates = import_module(f"invoicer.providers.{slug}.adapter").RATES
+        return {"realm" if slug == "quickbooks" else "org": [(r.count, r.per, r.burst or r.count) for r in rates]}
+    from invoicer.providers.stripe.adapter import SEARCH_RATES, Stripe
+
+    return {b: [(r.count, r.per, r.burst or r.count) for r in rates]
+            for b, rates in (("key", Stripe.rates("sk_test_burst")), ("search", SEARCH_RATES))}
+
+
+def limits_text(limits: dict) -> str:
+    return " + ".join(f"{b} {c}/{p:g} s burst {u}" for b, rates in limits.items() for c, p, u in rates)
 
 
 def say(*parts) -> None:
@@ -392,7 +396,7 @@ def our_min_seconds(slug: str, paths: list[str]) -> float:
     (0-based) may go at (k + 1 - burst) x interval, never earlier."""
     n = collections.Counter(b for p in paths for b in buckets(slug, p))
     worst = 0.0
-    for b, rates in OUR_LIMITS[slug].items():
+    for b, rates in our_limits(slug).items():
         for count, per, burst in rates:
             if n[b] > burst:
                 worst = max(worst, (n[b] - burst) * per / count)
@@ -460,13 +464,14 @@ def run_platform(slug: str, jobs: int, args) -> dict:
     folder = TMP / slug
     folder.mkdir(parents=True, exist_ok=True)
     say(f"\n== {slug}: a burst of {jobs} jobs for one tenant on {slug} only "
-        f"(vendor limits: {VENDOR_TEXT[slug]}; invoicer's limiter: {OUR_TEXT[slug]})")
+        f"(vendor limits: {VENDOR_TEXT[slug]}; invoicer's limiter, GCRA: {limits_text(our_limits(slug))})")
     if slug == "xero" and jobs < FULL_BURST:
-        say(f"  {jobs} jobs by default, not {FULL_BURST}: Xero allows 60 calls a minute and 5,000 a day per organisation "
-            f"(invoicer's limiter: 50 a minute in bursts of 10, and 4,800 a day in bursts of 200 = one call per 18 s "
-            f"once 200 calls are spent), and every new customer costs contact calls (a lookup, then a create) before "
-            f"its first invoice. The {FULL_BURST}-job time is estimated below from this run; --jobs {FULL_BURST} "
-            f"measures it.")
+        (m_count, m_per, m_burst), (d_count, d_per, d_burst) = our_limits("xero")["org"]
+        say(f"  {jobs} jobs by default, not {FULL_BURST}: Xero allows 60 calls a minute and 5,000 a day per organisation; "
+            f"invoicer's limiter lets {m_count} a minute through in bursts of {m_burst}, and {d_count} a day in bursts "
+            f"of {d_burst}, i.e. one call per {d_per / d_count:g} s once {d_burst} calls are spent; every new customer "
+            f"costs contact calls (a lookup, then a create) before its first invoice. The {FULL_BURST}-job time is "
+            f"estimated below from this run; --jobs {FULL_BURST} measures it.")
     flush_redis()
     reset_database()
 

@@ -33,7 +33,7 @@ from typing import Any
 from invoicer.errors import AuthFailed, MappingMissing, ProviderError, RateLimited, Rejected, Unavailable
 from invoicer.providers import http
 from invoicer.providers.base import Created, PaymentStatus, Provider, WebhookEvent
-from invoicer.providers.ratelimit import within
+from invoicer.providers.ratelimit import Rate, within
 from invoicer.providers.registry import register
 from invoicer.providers.stripe import transform, webhooks
 
@@ -42,6 +42,7 @@ DEFAULT_BASE = "https://api.stripe.com"
 LIVE_RATE = 100  # requests per second per account, live mode (https://docs.stripe.com/rate-limits)
 TEST_RATE = 25  # test mode / sandboxes
 SEARCH_RATE = 20  # the Search API's own read limit, counted on top of the basic one
+SEARCH_RATES = [within(SEARCH_RATE, 1, burst=4)]
 PAGE = 100  # Stripe's largest page
 
 
@@ -101,8 +102,10 @@ class Stripe(Provider):
         return f"{SLUG}:{account}"
 
     @staticmethod
-    def _rate(api_key: str) -> int:
-        return TEST_RATE if "_test_" in api_key else LIVE_RATE
+    def rates(api_key: str) -> list[Rate]:
+        """The key's basic limit; a search request holds one of SEARCH_RATES as well."""
+        per_second = TEST_RATE if "_test_" in api_key else LIVE_RATE
+        return [within(per_second, 1, burst=per_second // 5)]
 
     # ------------------------------------------------------------ HTTP
 
@@ -128,10 +131,9 @@ class Stripe(Provider):
         url = http.base_url(SLUG, self.options, DEFAULT_BASE) + path
         key = self._rate_key(api_key)
         with ExitStack() as stack:
-            per_second = self._rate(api_key)
-            stack.enter_context(self.ctx.limiter.slot(key, [within(per_second, 1, burst=per_second // 5)]))
+            stack.enter_context(self.ctx.limiter.slot(key, self.rates(api_key)))
             if search:
-                stack.enter_context(self.ctx.limiter.slot(f"{key}:search", [within(SEARCH_RATE, 1, burst=4)]))
+                stack.enter_context(self.ctx.limiter.slot(f"{key}:search", SEARCH_RATES))
             try:
                 resp = http.call(method, url, slug=SLUG, message=message, headers=headers, params=params,
                                  data=transform.encode(form) if form is not None else None)

@@ -320,7 +320,8 @@ def test_three_decimal_total_not_ending_in_zero_is_rejected_before_any_request(s
 
 
 def test_limits_follow_the_key_mode_and_account(sim, tmp_path):
-    assert Stripe._rate(KEY) == 25 and Stripe._rate(LIVE_KEY) == 100
+    [test], [live] = Stripe.rates(KEY), Stripe.rates(LIVE_KEY)
+    assert test.count + test.burst == 25 and live.count + live.burst == 100
     p = provider(sim, tmp_path, stripe_account="acct_123")
     assert p._rate_key(KEY) == provider(sim, tmp_path)._rate_key(KEY)  # the platform key's bucket
     assert provider(sim, tmp_path, account="acme-main")._rate_key(KEY) == "stripe:acme-main"
