@@ -30,6 +30,8 @@ import os
 from contextlib import ExitStack
 from typing import Any
 
+import requests
+
 from invoicer.errors import AuthFailed, MappingMissing, ProviderError, RateLimited, Rejected, Unavailable
 from invoicer.providers import http
 from invoicer.providers.base import Created, PaymentStatus, Provider, WebhookEvent
@@ -109,8 +111,11 @@ class Stripe(Provider):
 
     # ------------------------------------------------------------ HTTP
 
-    def _request(self, method: str, path: str, *, params: dict | None = None, form: dict | None = None,
-                 idempotency: str | None = None, search: bool = False) -> dict:
+    def _request(self, method: str, path: str, **kw) -> dict:
+        return self._call(method, path, **kw).json()
+
+    def _call(self, method: str, path: str, *, params: dict | None = None, form: dict | None = None,
+              idempotency: str | None = None, search: bool = False) -> requests.Response:
         api_key = self._api_key()
         headers = {"Authorization": f"Bearer {api_key}", "Stripe-Version": self.api_version}
         if self.options.get("stripe_account"):
@@ -142,7 +147,7 @@ class Stripe(Provider):
                 if better is exc:
                     raise
                 raise better from exc
-        return resp.json()
+        return resp
 
     def _list(self, path: str, params: dict, limit_pages: int = 10) -> list[dict]:
         out: list[dict] = []
@@ -194,10 +199,13 @@ class Stripe(Provider):
     def create_invoice(self, invoice: dict, key: str) -> Created:
         plan = transform.plan(invoice, key, self.options)  # Rejected before anything is sent
         customer = self._customer(invoice, plan)
-        draft = self._request("POST", "/v1/invoices", form={"customer": customer, **plan.invoice},
-                              idempotency=f"{key}:invoice")
-        # a replay of the key answers with the first response (a draft), whatever became of it since
-        return self._complete(draft["id"], invoice, key, plan)
+        resp = self._call("POST", "/v1/invoices", form={"customer": customer, **plan.invoice},
+                          idempotency=f"{key}:invoice")
+        # a replay of the key answers with the first response (a draft), whatever became of it since;
+        # a draft made just now has no items yet, so there is nothing to read back before adding them
+        draft = resp.json()
+        fresh = resp.headers.get("Idempotent-Replayed", "").lower() != "true"
+        return self._complete(draft["id"], invoice, key, plan, draft=draft if fresh else None)
 
     def find_invoice(self, invoice: dict, key: str) -> Created | None:
         found = self._search("/v1/invoices/search", transform.invoice_query(key))
@@ -214,14 +222,16 @@ class Stripe(Provider):
         plan = transform.plan(invoice, key, self.options)
         return self._complete(first["id"], invoice, key, plan)
 
-    def _complete(self, invoice_id: str, doc: dict, key: str, plan: transform.Plan) -> Created:
-        """Bring our invoice to `open`: add the items it lacks, check the total, finalise."""
-        inv = self._request("GET", f"/v1/invoices/{invoice_id}")
+    def _complete(self, invoice_id: str, doc: dict, key: str, plan: transform.Plan,
+                  draft: dict | None = None) -> Created:
+        """Bring our invoice to `open`: add the items it lacks, check the total, finalise. A `draft`
+        made by this very call (not a replay) is known to be empty: it is not read back first."""
+        inv = draft or self._request("GET", f"/v1/invoices/{invoice_id}")
         if inv.get("status") == "void":
             raise Rejected(f"stripe: invoice {invoice_id} for {doc['number']} was voided on Stripe; not recreated")
         if inv.get("status") == "draft":
-            have = {(i.get("metadata") or {}).get("invoicer_item")
-                    for i in self._list("/v1/invoiceitems", {"invoice": invoice_id})}
+            have = set() if draft else {(i.get("metadata") or {}).get("invoicer_item")
+                                        for i in self._list("/v1/invoiceitems", {"invoice": invoice_id})}
             for i, item in enumerate(plan.items):
                 if str(i) not in have:
                     self._request("POST", "/v1/invoiceitems",

@@ -16,6 +16,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from invoicer import db
+from invoicer.errors import Unavailable
 from invoicer.pipeline import Ctx
 from invoicer.providers.simulate import Request, Running
 from invoicer.providers.stripe import schema
@@ -230,14 +231,24 @@ def test_the_adapters_requests_are_all_accepted(env, sim, tmp_path):
     created = adapter.create_invoice(doc, "s" * 48)
     adapter.send_invoice(created, doc, "s" * 48)
     assert sim.sim.invoices[created.external_id]["status"] == "open" and sim.sim.sent == [created.external_id]
+    fresh = [r.path for r in sim.sim.received if r.path.startswith("/v1/invoice")]
+    assert "/v1/invoiceitems" not in [r.path for r in sim.sim.received if r.method == "GET"]  # a new draft is empty
+    assert len(fresh) == 1 + 5 + 1 + 1 + 1  # draft, 5 items, read back, finalize, send
+    # a draft left behind by a failed finalize is completed by the lookup before a retry, which reads its items
+    other = doc_for(po_number="PO-8")
+    sim.sim.fault_on("POST", r"/v1/invoices/[^/]+/finalize", "500")
+    with pytest.raises(Unavailable):
+        adapter.create_invoice(other, "t" * 48)
+    assert adapter.find_invoice(other, "t" * 48).detail["status"] == "open"
 
     calls = sim.sim.spec.calls
     api = [r for r in sim.sim.received if r.path.startswith("/v1/")]
-    assert len(calls) == len(api)  # every request the adapter made was checked ...
+    assert len(calls) == len(api) - 1  # every request the adapter made was checked (but the faulted one) ...
     assert [(op, found) for op, _, found in calls if found] == []  # ... and Stripe would take all of them
     assert {op for op, _, _ in calls} == {
         "customers.search", "customers.list", "customers.create", "invoices.create", "invoices.retrieve",
-        "invoiceitems.list", "invoiceitems.create", "invoices.finalize_invoice", "invoices.send_invoice"}
-    assert sum(op == "invoiceitems.create" for op, _, _ in calls) == 5
+        "invoiceitems.list", "invoiceitems.create", "invoices.finalize_invoice", "invoices.send_invoice",
+        "invoices.search"}
+    assert sum(op == "invoiceitems.create" for op, _, _ in calls) == 10
     posted = next(params for op, params, _ in calls if op == "invoices.create")
     assert posted["collection_method"] == "send_invoice" and posted["days_until_due"] == "30"
