@@ -31,6 +31,19 @@ def epoch(value: Any) -> float:
     return 0.0
 
 
+def app_client(slug: str, options: dict, platform: str) -> tuple[str, str]:
+    """The app's OAuth client id and secret, from the environment variables the entry names
+    (`client_id_env`, `client_secret_env`; default INVOICER_<SLUG>_CLIENT_ID / _SECRET)."""
+    out = []
+    for option, suffix in (("client_id_env", "CLIENT_ID"), ("client_secret_env", "CLIENT_SECRET")):
+        name = options.get(option) or f"INVOICER_{slug.upper()}_{suffix}"
+        value = os.environ.get(name)
+        if not value:
+            raise MappingMissing(f"environment variable {name} (platforms.{platform}.{option}) is not set")
+        out.append(value)
+    return out[0], out[1]
+
+
 class RefreshingToken:
     """The access token of one tenant on one platform.
 
@@ -44,14 +57,7 @@ class RefreshingToken:
         self.options, self.ctx, self.token_url, self.message = options, ctx, token_url, message
 
     def client(self) -> tuple[str, str]:
-        out = []
-        for option, suffix in (("client_id_env", "CLIENT_ID"), ("client_secret_env", "CLIENT_SECRET")):
-            name = self.options.get(option) or f"INVOICER_{self.slug.upper()}_{suffix}"
-            value = os.environ.get(name)
-            if not value:
-                raise MappingMissing(f"environment variable {name} (platforms.{self.ctx.platform}.{option}) is not set")
-            out.append(value)
-        return out[0], out[1]
+        return app_client(self.slug, self.options, self.ctx.platform)
 
     def get(self, refused: str | None = None) -> str:
         """A usable access token; `refused` is one the API has just answered 401 to (it is renewed
