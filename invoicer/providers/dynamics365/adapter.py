@@ -38,7 +38,8 @@ import requests
 
 from ...errors import AuthFailed, MappingMissing, RateLimited
 from .. import http
-from ..base import Created, PaymentStatus, Provider
+from ..base import Created, PaymentStatus
+from ..ledger import LookupFirst
 from ..jsonmoney import dumps, loads
 from ..ratelimit import within
 from ..registry import register
@@ -64,7 +65,7 @@ def _message(resp: requests.Response) -> str:
 
 
 @register
-class Dynamics365(Provider):
+class Dynamics365(LookupFirst):
     slug = SLUG
     capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status"})
 
@@ -92,18 +93,9 @@ class Dynamics365(Provider):
         transform.header(invoice, "0")
         transform.lines(invoice, self.mapping)
 
-    def find_invoice(self, invoice: dict, key: str) -> Created | None:
-        found = self._by_reference(invoice)
-        return None if found is None else self._finish(found, invoice)
-
-    def create_invoice(self, invoice: dict, key: str) -> Created:
-        """Find or make the invoice, finish it and post it (see the module's note on exactly once)."""
-        self.check_invoice(invoice)  # a missing mapping or an unsendable invoice fails before any call
-        found = self._by_reference(invoice)
-        if found is None:
-            found = self._request("POST", "salesInvoices",
-                                  body=transform.header(invoice, self._customer_number(invoice)))
-        return self._finish(found, invoice)
+    def _make(self, invoice: dict) -> dict:
+        """The draft's header; its lines follow in _finish (see the module's note on exactly once)."""
+        return self._request("POST", "salesInvoices", body=transform.header(invoice, self._customer_number(invoice)))
 
     def send_invoice(self, created: Created, invoice: dict, key: str) -> None:
         """Business Central emails the posted invoice to the customer, once."""
