@@ -2,7 +2,8 @@
 
 The tenant's `edition` picks the API:
   business_central (default)  Business Central API v2.0 (salesInvoices, salesInvoiceLines, bound actions)
-  finance_operations          not built yet: the entry is refused at start with a clear message
+  finance_operations          F&O free text invoices (FreeTextInvoiceHeaders / Lines): class FinanceOperations
+                              at the end of this module; its docstring lists its options
 
 Tenant options for Business Central (platforms.<name> in the tenants file):
   tenant_id        the Microsoft Entra tenant (GUID or domain) of the customer's Business Central (required)
@@ -69,6 +70,11 @@ class Dynamics365(LookupFirst):
     slug = SLUG
     capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status"})
 
+    def __new__(cls, options: dict | None = None, ctx=None):
+        if cls is Dynamics365 and (options or {}).get("edition") == "finance_operations":
+            cls = FinanceOperations  # one slug, two APIs: the entry's edition picks the class
+        return super().__new__(cls)
+
     def __init__(self, options: dict | None = None, ctx=None):
         super().__init__(options, ctx)
         self.platform = getattr(ctx, "platform", "") or SLUG
@@ -81,8 +87,7 @@ class Dynamics365(LookupFirst):
         if edition not in EDITIONS:
             return [f"platforms.{name}.edition: {edition!r} is not one of {', '.join(EDITIONS)}"]
         if edition == "finance_operations":
-            return [f"platforms.{name}.edition: finance_operations is not supported yet (see "
-                    f"docs/providers/dynamics365.md)"]
+            return FinanceOperations.problems(options, name)
         problems = [f"platforms.{name}.{key} is not set" for key in ("tenant_id", "environment", "company_id")
                     if not options.get(key)]
         return problems + transform.Mapping.from_options(options, name).problems()
@@ -166,11 +171,16 @@ class Dynamics365(LookupFirst):
         return (f"{base}/v2.0/{self._required('tenant_id')}/{self._required('environment')}/api/v2.0/"
                 f"companies({self._required('company_id')})/{path}")
 
+    def _scope(self) -> str:
+        return str(self.options.get("scope") or BC_SCOPE)
+
+    def _limit_key(self) -> str:
+        return f"{SLUG}:bc:{self._required('tenant_id')}"
+
     def _token(self) -> entra.ClientCredentials:
         tenant = self._required("tenant_id")
         return entra.ClientCredentials(SLUG, self.options, self.platform,
-                                       entra.token_url(tenant, self.options.get("token_url")),
-                                       str(self.options.get("scope") or BC_SCOPE))
+                                       entra.token_url(tenant, self.options.get("token_url")), self._scope())
 
     def _request(self, method: str, path: str, *, params: dict | None = None, body: dict | None = None,
                  etag: str | None = None) -> dict:
@@ -186,8 +196,7 @@ class Dynamics365(LookupFirst):
             if etag:
                 headers["If-Match"] = etag
             try:
-                with self.ctx.limiter.slot(f"{SLUG}:bc:{self._required('tenant_id')}", BC_RATES,
-                                           concurrency=BC_CONCURRENCY):
+                with self.ctx.limiter.slot(self._limit_key(), BC_RATES, concurrency=BC_CONCURRENCY):
                     resp = http.call(method, url, slug=SLUG, message=_message, params=params, data=data,
                                      headers=headers)
             except AuthFailed as exc:
@@ -201,3 +210,82 @@ class Dynamics365(LookupFirst):
                 raise
             return loads(resp.content) if resp.content else {}
         raise AssertionError("unreachable")
+
+
+class FinanceOperations(Dynamics365):
+    """Finance and Operations apps (edition finance_operations): customer free text invoices through the
+    OData entities FreeTextInvoiceHeaders and FreeTextInvoiceLines on the environment's /data endpoint.
+
+    Tenant options: base_url (the environment, e.g. https://contoso.operations.dynamics.com; required),
+    tenant_id (Entra), company (the legal entity, dataAreaId), lines.<kind> (main account display values),
+    tax_codes.exempt (an item sales tax group with no tax), tax_account and discount_account (main
+    accounts), token_url, scope (default {base_url}/.default), client_id_env, client_secret_env.
+
+    What these entities support, and so all invoicer does: make the unposted free text invoice, its lines
+    and check its total (lines' TransactionCurrencyAmount + SalesTaxAmount). Posting and emailing are not
+    part of the entities; a person or a batch job in F&O posts and sends. Looked up by ExternalInvoiceId
+    before every create; a header whose lines are incomplete is finished like a Business Central draft."""
+    capabilities = frozenset({"create_invoice", "find_invoice"})
+
+    @staticmethod
+    def problems(options: dict, name: str) -> list[str]:
+        out = [f"platforms.{name}.{key} is not set" for key in ("base_url", "tenant_id", "company")
+               if not options.get(key)]
+        if (options.get("tax_mode") or "account_line") != "account_line":
+            out.append(f"platforms.{name}.tax_mode: finance_operations takes account_line only")
+        if options.get("send"):
+            out.append(f"platforms.{name}.send: the free text invoice entities cannot email an invoice; "
+                       f"leave send off and let invoicer's channels tell the customer")
+        return out + transform.Mapping.from_options(options, name).problems()
+
+    def _company(self) -> str:
+        return self._required("company")
+
+    def check_invoice(self, invoice: dict) -> None:
+        transform.fo_header(invoice, "0", "x")
+        transform.fo_lines(invoice, self.mapping, "x")
+
+    def _by_reference(self, invoice: dict) -> dict | None:
+        rows = self._request("GET", "FreeTextInvoiceHeaders", params=self._where(invoice)).get("value") or []
+        return rows[0] if rows else None
+
+    def _where(self, invoice: dict) -> dict:
+        return {"$filter": f"{transform.quote_eq('ExternalInvoiceId', invoice['number'])} and "
+                           f"{transform.quote_eq('dataAreaId', self._company())}", "cross-company": "true"}
+
+    def _make(self, invoice: dict) -> dict:
+        return self._request("POST", "FreeTextInvoiceHeaders",
+                             body=transform.fo_header(invoice, self._customer_account(invoice), self._company()))
+
+    def _finish(self, header: dict, doc: dict) -> Created:
+        existing = self._request("GET", "FreeTextInvoiceLines", params=self._where(doc)).get("value") or []
+        if header.get("IsPosted") not in (True, "Yes"):
+            wanted = transform.fo_lines(doc, self.mapping, self._company())
+            todo = transform.missing_lines(existing, wanted, doc["number"], key=transform.fo_line_key,
+                                           order="LineNumber", vendor="Finance and Operations")
+            for body in todo:
+                self._request("POST", "FreeTextInvoiceLines", body=body)
+            if todo:
+                existing = self._request("GET", "FreeTextInvoiceLines", params=self._where(doc)).get("value") or []
+        return transform.fo_created(header, existing, doc)
+
+    def _customer_account(self, doc: dict) -> str:
+        """The F&O customer account: remembered, or given by the sender (external_ids.dynamics365). The free
+        text invoice entities cannot make customers, so an unknown one is a mapping for the tenant to give."""
+        c = doc["customer"]
+        ids = c.get("external_ids") or {}
+        given = ids.get(SLUG) or ids.get(self.platform)
+        known = self.ctx.refs.get("customer", c["id"]) or (given and self.ctx.refs.put("customer", c["id"], given))
+        if not known:
+            raise MappingMissing(f"customer {c['id']} has no Finance and Operations customer account: send it as "
+                                 f"customer.external_ids.{SLUG} in the event")
+        return known
+
+    def _scope(self) -> str:
+        return str(self.options.get("scope") or f"{self._required('base_url').rstrip('/')}/.default")
+
+    def _limit_key(self) -> str:
+        return f"{SLUG}:fo:{self._required('base_url')}"
+
+    def _api(self, path: str) -> str:
+        return f"{self._required('base_url').rstrip('/')}/data/{path}"

@@ -37,6 +37,7 @@ It stores what it received (`invoices`, `customers`, `sent`) so tests assert on 
 """
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -44,6 +45,8 @@ import uuid
 from collections import deque
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from ... import money
@@ -200,22 +203,28 @@ class BusinessCentralSimulator(Simulator):
         if not m:
             return odata_error(404, "BadRequest_NotFound", f"No HTTP resource was found that matches {request.path}")
         with self.lock:
-            auth = request.headers.get("authorization", "")
-            token = auth[7:] if auth.startswith("Bearer ") else ""
-            if self.issued.get(token, 0) <= time.time():
-                return odata_error(401, "Authentication_InvalidCredentials",
-                                   "The server has rejected the client credentials.")
-            now = time.monotonic()
-            while self.calls and self.calls[0] <= now - self.window:
-                self.calls.popleft()
-            if len(self.calls) >= self.limit:
-                wait = max(1, int(self.calls[0] + self.window - now) + 1)
-                return odata_error(429, "Application_TooManyRequests",
-                                   f"Too many requests reached. Maximum ({self.limit}).", {"Retry-After": str(wait)})
-            self.calls.append(now)
+            refused = self._refused(request)
+            if refused:
+                return refused
             if (m["tenant"], m["env"], m["company"].lower()) != (self.tenant, self.environment, self.company):
                 return odata_error(404, "BadRequest_NotFound", "The company or environment does not exist.")
             return super().handle(replace(request, path=request.path[m.end():]))
+
+    def _refused(self, request: Request) -> Reply | None:
+        """401 for a token Entra did not issue (or that expired), 429 past the sliding window; else None."""
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        if self.issued.get(token, 0) <= time.time():
+            return odata_error(401, "Authentication_InvalidCredentials", "The server has rejected the client credentials.")
+        now = time.monotonic()
+        while self.calls and self.calls[0] <= now - self.window:
+            self.calls.popleft()
+        if len(self.calls) >= self.limit:
+            wait = max(1, int(self.calls[0] + self.window - now) + 1)
+            return odata_error(429, "Application_TooManyRequests", f"Too many requests reached. Maximum ({self.limit}).",
+                               {"Retry-After": str(wait)})
+        self.calls.append(now)
+        return None
 
     def _token(self, request: Request) -> Reply:
         form = {k: v[0] for k, v in request.form().items()}
@@ -446,6 +455,145 @@ class BusinessCentralSimulator(Simulator):
         ("GET", rf"/salesInvoices\({ID}\)/salesInvoiceLines", list_lines),
         ("POST", rf"/salesInvoices\({ID}\)/salesInvoiceLines", create_line),
         ("POST", rf"/salesInvoices\({ID}\)/Microsoft\.NAV\.(?P<action>post|postAndSend|send)", action),
+    ]
+
+
+# ---------------------------------------------------------------- Finance & Operations
+
+FO_COMPANY = "usmf"
+CDM_DIR = Path(__file__).resolve().parents[4] / "shared" / "vendor-specs" / "dynamics365-fo"
+BASE_FIELDS = {"dataAreaId"}  # the legal entity: every F&O data entity has it (from DataEntityView)
+
+
+@lru_cache(maxsize=4)
+def cdm_attributes(entity: str) -> frozenset[str] | None:
+    """The attribute names of a CDM entity definition in ../shared, or None when the file is not here."""
+    path = CDM_DIR / f"{entity}.cdm.json"
+    if not path.exists():
+        return None
+    definition = json.loads(path.read_text(encoding="utf-8"))["definitions"][0]
+    return frozenset(a["name"] for a in definition["hasAttributes"] if isinstance(a, dict) and "dataType" in a)
+
+
+def fo_error(status: int, message: str) -> Reply:
+    """F&O's OData error: a generic message, the reason in innererror."""
+    return Reply(status, dumps({"error": {"code": "", "message": "An error has occurred.", "innererror": {
+        "message": message, "type": "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException",
+        "stacktrace": ""}}}), {"Content-Type": "application/json; odata.metadata=minimal"})
+
+
+class FinanceOperationsSimulator(BusinessCentralSimulator):
+    """One F&O environment: FreeTextInvoiceHeaders / FreeTextInvoiceLines on /data, Entra tokens as for
+    Business Central. What the entities do beyond their CDM attribute lists is NOT confirmed and is
+    modelled here as invoicer assumes it (see docs/providers/dynamics365.md): the line finds its header by
+    dataAreaId + ExternalInvoiceId, TransactionCurrencyAmount = Quantity x UnitPrice rounded to the
+    currency, SalesTaxAmount from the line's item sales tax group; nothing is posted through the entities.
+    Request bodies must use attribute names of the CDM definitions (when ../shared is here)."""
+
+    def __init__(self, customers=("US-001", "US-002"), main_accounts=("401100", "222200", "403300"),
+                 item_tax_groups: dict | None = None, **kwargs):
+        self.customer_accounts = set(customers)
+        self.main_accounts = set(main_accounts)
+        self.item_tax_groups = {k: Decimal(str(v)) for k, v in (item_tax_groups or {"NONTAX": 0, "FULL": "0.08"}).items()}
+        super().__init__(**kwargs)
+
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.headers: dict[str, dict] = {}
+            self.fo_lines: list[dict] = []
+
+    def platform(self, url: str) -> dict:
+        return {"provider": "dynamics365", "edition": "finance_operations", "base_url": url,
+                "token_url": f"{url}/{self.tenant}/oauth2/v2.0/token", "tenant_id": self.tenant, "company": FO_COMPANY,
+                "lines": {"labor": "401100", "material": "401100", "fee": "401100"},
+                "tax_codes": {"exempt": "NONTAX"}, "tax_account": "222200", "discount_account": "403300"}
+
+    def handle(self, request: Request) -> Reply:
+        if request.path.endswith("/oauth2/v2.0/token"):
+            return self._token(request)
+        with self.lock:
+            refused = self._refused(request)
+            if refused:
+                return refused
+            return Simulator.handle(self, request)
+
+    def _fields(self, request: Request, entity: str) -> dict | Reply:
+        try:
+            body = loads(request.body or b"{}")
+        except ValueError:
+            return fo_error(400, "The request body is not valid JSON.")
+        known = cdm_attributes(entity)
+        for name in body:
+            if known is not None and name not in known | BASE_FIELDS:
+                return Reply(400, dumps({"error": {"code": "", "message": f"The property '{name}' does not exist on "
+                                                                         f"type 'Microsoft.Dynamics.DataEntities.{entity}'."}}))
+        if str(body.get("dataAreaId", "")).lower() != FO_COMPANY:
+            return fo_error(400, f"Company '{body.get('dataAreaId')}' does not exist.")
+        return body
+
+    def _rows(self, rows: list[dict], request: Request) -> Reply:
+        text = (request.query.get("$filter") or [""])[0]
+        try:
+            terms = parse_filter(text) if text else []
+        except ValueError as exc:
+            return fo_error(400, f"Invalid filter: {exc}")
+        return ok({"value": [dict(r) for r in rows if all(str(r.get(k, "")).lower() == v.lower() if k == "dataAreaId"
+                                                           else str(r.get(k, "")) == v for k, v in terms)]})
+
+    def list_headers(self, request: Request) -> Reply:
+        return self._rows(list(self.headers.values()), request)
+
+    def create_header(self, request: Request) -> Reply:
+        body = self._fields(request, "FreeTextInvoiceHeaderEntity")
+        if isinstance(body, Reply):
+            return body
+        if body.get("CustomerAccount") not in self.customer_accounts:
+            return fo_error(400, f"Customer account {body.get('CustomerAccount')} does not exist.")
+        if not money.is_currency(str(body.get("CurrencyCode") or "")):
+            return fo_error(400, f"Currency {body.get('CurrencyCode')} does not exist.")
+        self._seq["draft"] += 1
+        number = f"FTI-{self._seq['draft']:06d}"
+        header = {**body, "dataAreaId": FO_COMPANY, "FreeTextNumber": number, "InvoiceIdentifier": str(uuid.uuid4()),
+                  "IsPosted": "No", "InvoiceId": ""}
+        self.headers[number] = header
+        return ok(dict(header), 201)
+
+    def list_lines(self, request: Request) -> Reply:
+        return self._rows(self.fo_lines, request)
+
+    def create_line(self, request: Request) -> Reply:
+        body = self._fields(request, "FreeTextInvoiceLineEntity")
+        if isinstance(body, Reply):
+            return body
+        header = next((h for h in self.headers.values() if h.get("ExternalInvoiceId") == body.get("ExternalInvoiceId")
+                       and h.get("ExternalInvoiceId")), None)
+        if header is None:
+            return fo_error(400, "The free text invoice header for this line was not found.")
+        if header["IsPosted"] == "Yes":
+            return fo_error(400, "The invoice has been posted and cannot be changed.")
+        if body.get("MainAccountDisplayValue") not in self.main_accounts:
+            return fo_error(400, f"Main account {body.get('MainAccountDisplayValue')} does not exist.")
+        group = body.get("SalesTaxItemGroupId") or ""
+        if group not in self.item_tax_groups:
+            return fo_error(400, f"Item sales tax group {group} does not exist.")
+        if len(body.get("Description") or "") > 60:
+            return fo_error(400, "The Description field can hold 60 characters.")
+        mine = [l for l in self.fo_lines if l["ExternalInvoiceId"] == header["ExternalInvoiceId"]]
+        if any(dec(l["LineNumber"]) == dec(body.get("LineNumber")) for l in mine):
+            return fo_error(400, f"Line number {body.get('LineNumber')} already exists.")
+        amount = money.round_money(dec(body.get("Quantity")) * dec(body.get("UnitPrice")), header["CurrencyCode"])
+        line = {**body, "dataAreaId": FO_COMPANY, "CurrencyCode": header["CurrencyCode"],
+                "TransactionCurrencyAmount": amount,
+                "SalesTaxAmount": money.round_money(amount * self.item_tax_groups[group], header["CurrencyCode"])}
+        self.fo_lines.append(line)
+        return ok(dict(line), 201)
+
+    routes = [
+        ("GET", r"/data/FreeTextInvoiceHeaders", list_headers),
+        ("POST", r"/data/FreeTextInvoiceHeaders", create_header),
+        ("GET", r"/data/FreeTextInvoiceLines", list_lines),
+        ("POST", r"/data/FreeTextInvoiceLines", create_line),
     ]
 
 

@@ -117,8 +117,12 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def quote_eq(field: str, value: str) -> str:
+    return f"{field} eq {quote(value)}"
+
+
 def by_reference(number: str) -> str:
-    return f"externalDocumentNumber eq {quote(number)}"
+    return quote_eq("externalDocumentNumber", number)
 
 
 # ---------------------------------------------------------------- canonical -> Business Central
@@ -204,14 +208,15 @@ def line_key(line: dict) -> tuple:
             dec(line.get("quantity")).normalize(), dec(line.get("unitPrice")).normalize())
 
 
-def missing_lines(existing: list[dict], wanted: list[dict], number: str) -> list[dict]:
+def missing_lines(existing: list[dict], wanted: list[dict], number: str, key=line_key, order: str = "sequence",
+                  vendor: str = "Business Central") -> list[dict]:
     """The lines still to add to a draft that an earlier try began: the draft's lines must be the first of
     ours, in order; anything else is a draft a person changed, and is not touched."""
-    have = [line_key(l) for l in sorted(existing, key=lambda l: l.get("sequence") or 0)]
-    want = [line_key(l) for l in wanted]
+    have = [key(l) for l in sorted(existing, key=lambda l: dec(l.get(order)))]
+    want = [key(l) for l in wanted]
     if have != want[:len(have)]:
-        raise Rejected(f"the Business Central draft invoice {number} has lines invoicer did not add; finish or "
-                       f"delete it in Business Central")
+        raise Rejected(f"the {vendor} draft invoice {number} has lines invoicer did not add; finish or "
+                       f"delete it in {vendor}")
     return wanted[len(have):]
 
 
@@ -246,8 +251,60 @@ def payment_status(invoice: dict) -> PaymentStatus:
 
 
 def error_text(body: Any, fallback: str = "") -> str:
-    """`code: message` of an OData error body {"error": {"code", "message"}}."""
+    """`code: message` of an OData error body {"error": {"code", "message"}}, with Finance & Operations'
+    `innererror.message` (the real reason behind its "An error has occurred.") when there is one."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
-        return ": ".join(str(p) for p in (err.get("code"), err.get("message")) if p)
+        inner = (err.get("innererror") or {}).get("message") if isinstance(err.get("innererror"), dict) else None
+        return ": ".join(str(p) for p in (err.get("code"), err.get("message"), inner) if p)
     return fallback[:300]
+
+
+# ---------------------------------------------------------------- Finance & Operations: free text invoices
+
+FO_DESCRIPTION_MAX = 60  # CustInvoiceLine.Description (the full text also goes in InvoiceText)
+
+
+def fo_date(value) -> str:
+    """An F&O date field in OData (Edm.DateTimeOffset), at noon UTC so no time zone moves the day."""
+    return f"{value.isoformat()}T12:00:00Z"
+
+
+def fo_header(doc: dict, customer_account: str, company: str) -> dict:
+    """The FreeTextInvoiceHeaders POST body; our number is ExternalInvoiceId, the PO CustomerReference."""
+    body: dict[str, Any] = {"dataAreaId": company, "CustomerAccount": customer_account,
+                            "InvoiceDate": fo_date(doc["issued_on"]), "DueDate": fo_date(doc["due_on"]),
+                            "CurrencyCode": doc["currency"], "ExternalInvoiceId": doc["number"]}
+    if doc["job"].get("po_number"):
+        body["CustomerReference"] = doc["job"]["po_number"]
+    return body
+
+
+def fo_lines(doc: dict, mapping: Mapping, company: str) -> list[dict]:
+    """The FreeTextInvoiceLines POST bodies: the Business Central lines (tax_mode account_line), each on its
+    main account, numbered 1, 2, ... and tied to the header by ExternalInvoiceId."""
+    return [{"dataAreaId": company, "ExternalInvoiceId": doc["number"], "LineNumber": Decimal(i),
+             "Description": _clip(l["description"], FO_DESCRIPTION_MAX), "InvoiceText": l["description"],
+             "MainAccountDisplayValue": l["lineObjectNumber"], "Quantity": l["quantity"],
+             "UnitPrice": l["unitPrice"], "SalesTaxItemGroupId": l["taxCode"]}
+            for i, l in enumerate(lines(doc, mapping), start=1)]
+
+
+def fo_line_key(line: dict) -> tuple:
+    return (str(line.get("MainAccountDisplayValue") or ""), line.get("Description") or "",
+            dec(line.get("Quantity")).normalize(), dec(line.get("UnitPrice")).normalize())
+
+
+def fo_check_total(header: dict, invoice_lines: list[dict], doc: dict) -> None:
+    total = sum((dec(l.get("TransactionCurrencyAmount")) + dec(l.get("SalesTaxAmount")) for l in invoice_lines),
+                Decimal(0))
+    if total != doc["total"]:
+        raise Rejected(f"Finance and Operations free text invoice {header.get('FreeTextNumber')} ({doc['number']}) "
+                       f"totals {total} {doc['currency']}, ours is {doc['total']}: check the item sales tax groups")
+
+
+def fo_created(header: dict, invoice_lines: list[dict], doc: dict) -> Created:
+    fo_check_total(header, invoice_lines, doc)
+    return Created(external_id=str(header["FreeTextNumber"]), number=header.get("InvoiceId") or None, url=None,
+                   detail={"total": str(doc["total"]), "posted": header.get("IsPosted") in (True, "Yes"),
+                           "company": header.get("dataAreaId")})

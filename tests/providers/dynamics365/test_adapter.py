@@ -3,18 +3,14 @@ PostgreSQL (platform refs) and Redis (rate limiter); assertions on Business Cent
 from __future__ import annotations
 
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 
-from invoicer import db
 from invoicer.errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected
-from invoicer.pipeline import Ctx
 from invoicer.providers import registry
-from invoicer.providers.dynamics365 import entra
 from invoicer.providers.dynamics365.simulator import BusinessCentralSimulator
 from invoicer.providers.simulate import Running
-from tests.providers.dynamics365 import bc_options
+from tests.providers.dynamics365 import bc_options, on_simulator
 from tests.providers.xero import make_doc
 
 Dynamics365 = registry.get("dynamics365")
@@ -29,17 +25,7 @@ def running():
 
 @pytest.fixture
 def bc(clean, running, tmp_path, monkeypatch):
-    sim = running.sim
-    sim.reset()
-    entra.forget()
-    monkeypatch.setenv("INVOICER_DYNAMICS365_CLIENT_ID", sim.client_id)
-    monkeypatch.setenv("INVOICER_DYNAMICS365_CLIENT_SECRET", sim.client_secret)
-
-    def provider(attempt: int = 1, **extra):
-        ctx = Ctx(engine=db.engine(), var_dir=tmp_path, attempt=attempt, tenant="acme-hvac", platform="erp")
-        return Dynamics365(bc_options(sim, running.url, **extra), ctx)
-
-    return SimpleNamespace(sim=sim, provider=provider)
+    return on_simulator(running, tmp_path, monkeypatch, lambda **extra: bc_options(running.sim, running.url, **extra))
 
 
 def calls(sim, method=None, suffix=""):

@@ -91,7 +91,7 @@ def test_check_options_lists_every_problem():
     assert "platforms.erp.company_id is not set" in problems
     assert any("platforms.erp.lines.labor.type" in p for p in problems)
     assert any("platforms.erp.discount_account" in p for p in problems)
-    assert cls.check_options({"edition": "finance_operations"}, "erp")[0].startswith("platforms.erp.edition")
+    assert cls.check_options({"edition": "ax2012"}, "erp")[0].startswith("platforms.erp.edition")
     assert "tax_mode" in cls.check_options({**OPTIONS, "tax_mode": "magic"}, "erp")[0]
 
 
