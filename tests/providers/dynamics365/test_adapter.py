@@ -179,3 +179,13 @@ def test_payment_status_follows_payments(bc):
     bc.sim.pay(created.external_id, Decimal("251.10"))
     status = bc.provider().payment_status(created.external_id)
     assert status.paid and status.amount_paid == Decimal("251.10")
+
+
+@pytest.mark.parametrize("currency,rate,price", [("JPY", "11875", "2"), ("KWD", "12.345", "1.005")])
+def test_zero_and_three_decimal_currencies_post_to_the_minor_unit(bc, currency, rate, price):
+    doc = make_doc(currency=currency, labor=[{"description": "Repair", "hours": "1.5", "rate": rate, "taxable": True}],
+                   materials=[{"sku": "X", "description": "Part", "quantity": "3", "unit_price": price,
+                               "taxable": True}], fees=[], discounts=[{"description": "Loyal", "percent": "7"}])
+    bc.provider().create_invoice(doc, KEY)
+    inv = only_invoice(bc.sim)
+    assert inv["currencyCode"] == currency and inv["totalAmountIncludingTax"] == doc["total"]

@@ -173,3 +173,18 @@ def test_payment_status(odoo):
     odoo.sim.pay(int(created.external_id), Decimal("251.10"))
     status = odoo.provider().payment_status(created.external_id)
     assert status.paid and status.amount_due == 0
+
+
+def test_jpy_posts_exactly_and_kwd_is_refused_before_any_call_on_a_two_digit_database(odoo):
+    def job(currency, rate, price):
+        return make_doc(currency=currency, labor=[{"description": "Repair", "hours": "1.5", "rate": rate,
+                                                   "taxable": True}],
+                        materials=[{"sku": "X", "description": "Part", "quantity": "3", "unit_price": price,
+                                    "taxable": True}], fees=[], discounts=[{"description": "Loyal", "percent": "7"}])
+    jpy = job("JPY", "11875", "2")
+    odoo.provider().create_invoice(jpy, KEY)
+    assert only_move(odoo.sim)["amount_total"] == jpy["total"]
+    before = len(odoo.sim.received)
+    with pytest.raises(Rejected, match="Product Price"):
+        odoo.provider().create_invoice(job("KWD", "12.345", "1.005"), KEY)
+    assert len(odoo.sim.received) == before
