@@ -151,9 +151,10 @@ class Dynamics365(LookupFirst):
         found = None
         for field, value in (("email", c.get("email")), ("displayName", transform.customer_body(c)["displayName"])):
             if value and found is None:
-                rows = self._request("GET", "customers",
-                                     params={"$filter": f"{field} eq {transform.quote(value)}"}).get("value") or []
-                found = rows[0] if rows else None
+                rows = self._request("GET", "customers", params={"$filter": transform.quote_eq(field, value)})
+                # a namesake with another email address is another person: not theirs to pay
+                found = next((r for r in rows.get("value") or [] if field == "email" or not c.get("email")
+                              or not r.get("email") or r["email"].lower() == c["email"].lower()), None)
         if found is None:
             found = self._request("POST", "customers", body=transform.customer_body(c))
         return refs.put("customer", c["id"], str(found["number"]))

@@ -189,3 +189,10 @@ def test_zero_and_three_decimal_currencies_post_to_the_minor_unit(bc, currency, 
     bc.provider().create_invoice(doc, KEY)
     inv = only_invoice(bc.sim)
     assert inv["currencyCode"] == currency and inv["totalAmountIncludingTax"] == doc["total"]
+
+
+def test_a_namesake_with_another_email_is_not_our_customer(bc):
+    bc.sim.add_customer(displayName="Nguyễn Thị Hương", email="someone.else@example.com")
+    bc.provider().create_invoice(make_doc(), KEY)
+    assert len(bc.sim.customers) == 2
+    assert bc.sim.customers[next(reversed(bc.sim.customers))]["email"] == "huong@example.com"
