@@ -117,7 +117,7 @@ def run(count: int = 300, events_file: str | None = None, workers: int = 2, port
             try:
                 if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer on a busy machine
                 pass
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 print(f"invoicer demo: the ingress did not come up; see {cfg.var_dir / 'demo.log'}", file=sys.stderr)
