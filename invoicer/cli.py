@@ -1,4 +1,4 @@
-"""`invoicer`: demo, serve, worker, beat, send, status, dlq, db, providers."""
+"""`invoicer`: demo, serve, worker, beat, send, status, dlq, replay, db, providers."""
 from __future__ import annotations
 
 import argparse
@@ -12,30 +12,64 @@ from .config import ConfigError
 def _serve(args) -> int:
     import uvicorn
 
+    from . import logs
     from .ingress import create_app
 
+    logs.configure(args.log_level)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level,
-                workers=1, access_log=False)
+                workers=1, access_log=False, log_config=None)
     return 0
 
 
+def _metrics_dir(hostname: str | None) -> None:
+    """prometheus-client's multiprocess mode: a fresh folder for this worker's pool processes, set
+    before the client library is first imported."""
+    import re
+    import shutil
+    import socket
+
+    from .config import settings
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", (hostname or "worker@%h").replace("%h", socket.gethostname()))
+    folder = settings().var_dir / "metrics" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
 def _worker(args) -> int:
+    from . import logs
+
+    logs.configure(args.log_level)
+    if args.metrics_port:
+        _metrics_dir(args.hostname)
+        from . import metrics
+
+        metrics.serve(args.metrics_port)
     from .tasks import QUEUES, app
 
     argv = ["worker", "-Q", args.queues or ",".join(q for q in QUEUES), "-c", str(args.concurrency),
             "-P", args.pool, "-l", args.log_level, "--without-gossip", "--without-mingle"]
     if args.hostname:
         argv += ["-n", args.hostname]
-    app.worker_main(argv)
+    app.start(_quiet() + argv)
     return 0
 
 
+def _quiet() -> list[str]:
+    """No start-up banner where every line must be JSON (the default log format)."""
+    return [] if os.environ.get("INVOICER_LOG_FORMAT", "json").lower() == "console" else ["--quiet"]
+
+
 def _beat(args) -> int:
+    from . import logs
     from .config import settings
+
+    logs.configure(args.log_level)
     from .tasks import app
 
     settings().var_dir.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "-l", args.log_level, "-s", str(settings().var_dir / "celerybeat-schedule")])
+    app.start(_quiet() + ["beat", "-l", args.log_level, "-s", str(settings().var_dir / "celerybeat-schedule")])
     return 0
 
 
@@ -58,10 +92,10 @@ def _status(args) -> int:
 
 
 def _dlq(args) -> int:
-    from . import pipeline
+    from . import dlq
 
     if args.action == "list":
-        rows = pipeline.dead_letters(args.tenant)
+        rows = dlq.dead_letters(args.tenant)
         if not rows:
             print("no dead letters")
         for r in rows:
@@ -72,14 +106,45 @@ def _dlq(args) -> int:
 
     status = 0
     for delivery_id in args.ids:
-        kind = pipeline.retry_dead(delivery_id)
-        if kind is None:
-            print(f"{delivery_id}: not a dead letter", file=sys.stderr)
+        if args.action == "show":
+            row = dlq.show(delivery_id)
+            if row is None:
+                print(f"{delivery_id}: no such delivery", file=sys.stderr)
+                status = 1
+            else:
+                print(json.dumps(row, indent=2, default=str, ensure_ascii=False))
+            continue
+        if args.action == "retry":
+            kind = dlq.retry(delivery_id)
+            follow = [(kind, delivery_id)] if kind else None
+        else:
+            follow = dlq.discard(delivery_id, args.reason)
+        if follow is None:
+            print(f"{delivery_id}: not a dead letter (already retried, done or discarded); nothing changed",
+                  file=sys.stderr)
             status = 1
             continue
-        enqueue([(kind, delivery_id)])
-        print(f"{delivery_id}: re-enqueued")
+        enqueue(follow)
+        print(f"{delivery_id}: {'re-enqueued' if args.action == 'retry' else 'discarded'}")
     return status
+
+
+def _replay(args) -> int:
+    from . import dlq
+    from .ingress import parse_time
+    from .tasks import redrive
+
+    try:
+        since, until = parse_time(getattr(args, "from")), parse_time(args.to)
+    except ValueError as exc:
+        print(f"invoicer replay: {exc}", file=sys.stderr)
+        return 2
+    if since >= until:
+        print("invoicer replay: --to must be after --from", file=sys.stderr)
+        return 2
+    found = redrive(*dlq.replay(since, until, args.tenant))
+    print(f"re-driven: {found['events']} events, {found['deliveries']} deliveries, {found['invoices']} invoices")
+    return 0
 
 
 def _db(args) -> int:
@@ -146,7 +211,7 @@ def _demo(args) -> int:
     from .demo import run
 
     return run(count=args.count, events_file=args.events, workers=args.workers, port=args.port,
-               timeout=args.timeout, sandbox=args.sandbox)
+               timeout=args.timeout, sandbox=args.sandbox, log_level=args.log_level)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -161,6 +226,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--timeout", type=float, default=600, help="seconds to wait for every job")
     d.add_argument("--sandbox", action="store_true",
                    help="run against the QuickBooks, Xero and Stripe simulators instead of the local platform")
+    d.add_argument("--log-level", default="warning", help="of the processes it starts; their JSON lines go to "
+                   "var/demo.log (default warning)")
     d.set_defaults(func=_demo)
 
     s = sub.add_parser("serve", help="run the HTTP ingress")
@@ -175,6 +242,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     w.add_argument("--hostname")
     w.add_argument("--log-level", default="info")
+    w.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (bearer "
+                   "INVOICER_METRICS_TOKEN)")
     w.set_defaults(func=_worker)
 
     b = sub.add_parser("beat", help="run Celery beat (the sweep)")
@@ -193,11 +262,18 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("job_id")
     st.set_defaults(func=_status)
 
-    q = sub.add_parser("dlq", help="dead letters: list, retry")
-    q.add_argument("action", choices=["list", "retry"])
-    q.add_argument("ids", nargs="*", type=int, help="delivery ids (retry)")
-    q.add_argument("--tenant")
+    q = sub.add_parser("dlq", help="dead letters: list, show, retry, discard")
+    q.add_argument("action", choices=["list", "show", "retry", "discard"])
+    q.add_argument("ids", nargs="*", type=int, help="delivery ids (show, retry, discard)")
+    q.add_argument("--tenant", help="list: only this tenant's")
+    q.add_argument("--reason", help="discard: why (recorded in the audit trail)")
     q.set_defaults(func=_dlq)
+
+    rp = sub.add_parser("replay", help="re-drive events accepted in a time window that never finished")
+    rp.add_argument("--from", required=True, metavar="TIME", help="ISO 8601, e.g. 2026-11-25T08:00:00Z")
+    rp.add_argument("--to", required=True, metavar="TIME")
+    rp.add_argument("--tenant")
+    rp.set_defaults(func=_replay)
 
     m = sub.add_parser("db", help="database schema")
     m.add_argument("action", choices=["upgrade"])
@@ -220,8 +296,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "dlq" and args.action == "retry" and not args.ids:
-        parser().error("dlq retry needs one or more delivery ids")
+    if args.command == "dlq" and args.action != "list" and not args.ids:
+        parser().error(f"dlq {args.action} needs one or more delivery ids")
+    if args.command == "dlq" and args.action == "discard" and not (args.reason or "").strip():
+        parser().error("dlq discard needs --reason (it is recorded in the audit trail)")
     try:
         return args.func(args) or 0
     except ConfigError as exc:

@@ -63,7 +63,7 @@ def _progress(total: int, desc: str):
 
 
 def run(count: int = 300, events_file: str | None = None, workers: int = 2, port: int = 0,
-        timeout: float = 600, sandbox: bool = False) -> int:
+        timeout: float = 600, sandbox: bool = False, log_level: str = "warning") -> int:
     port = port or _free_port()
     env, broker = choose_environment(port)
     box = None
@@ -102,14 +102,14 @@ def run(count: int = 300, events_file: str | None = None, workers: int = 2, port
         from .sample import generate
 
         events = generate(count)
-    logs = open(cfg.var_dir / "demo.log", "ab")
+    logs = open(cfg.var_dir / "demo.log", "ab")  # the processes' JSON log lines (invoicer.logs)
     me = [sys.executable, "-m", "invoicer.cli"]
-    procs = [subprocess.Popen(me + ["serve", "--port", str(port), "--log-level", "warning"], env=env,
+    procs = [subprocess.Popen(me + ["serve", "--port", str(port), "--log-level", log_level], env=env,
                               stdout=logs, stderr=logs)]
     for i in range(workers):
         procs.append(subprocess.Popen(me + ["worker", "--concurrency", "2", "--hostname", f"demo{i}@%h",
-                                            "--log-level", "warning"], env=env, stdout=logs, stderr=logs))
-    procs.append(subprocess.Popen(me + ["beat", "--log-level", "warning"], env=env, stdout=logs, stderr=logs))
+                                            "--log-level", log_level], env=env, stdout=logs, stderr=logs))
+    procs.append(subprocess.Popen(me + ["beat", "--log-level", log_level], env=env, stdout=logs, stderr=logs))
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

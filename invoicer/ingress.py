@@ -1,9 +1,10 @@
 """The thin HTTP ingress: verify, validate, persist, enqueue. Nothing else happens here."""
 from __future__ import annotations
 
+import hmac
 import json
-import logging
 import re
+from datetime import datetime, timezone
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from standardwebhooks import Webhook
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, db, documents, pipeline
+from . import __version__, db, documents, dlq, logs, metrics, pipeline
 from .errors import AuthFailed, Rejected
 from .providers import registry
 from .config import ConfigError, settings, tenants
@@ -21,8 +22,29 @@ from .models import Event
 from .status import job_status
 from .store import insert_ignore
 
-log = logging.getLogger("invoicer.ingress")
+log = logs.get("invoicer.ingress")
 _FIELD_IN_MSG = re.compile(r"^([a-z_][a-z_0-9.]*): (.*)$", re.S)
+
+
+def _queues() -> tuple[str, ...]:
+    from .tasks import QUEUES
+
+    return QUEUES
+
+
+def jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def parse_time(value) -> datetime:
+    """An ISO 8601 time; one without a zone is taken as UTC."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("an ISO 8601 time is required, e.g. 2026-11-25T08:00:00Z")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {value[:40]!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _error(status: int, error: str, detail, headers=None) -> JSONResponse:
@@ -64,7 +86,8 @@ def publish(event_pk: int) -> bool:
         process_event.apply_async((event_pk,))
         return True
     except Exception as exc:  # the event is stored: the beat sweep enqueues it when the broker is back
-        log.warning("broker unavailable, event %s left for the sweep: %s", event_pk, type(exc).__name__)
+        log.warning("event.enqueue_failed", event_pk=event_pk, error=type(exc).__name__,
+                    note="stored; the beat sweep enqueues it when the broker is back")
         return False
 
 
@@ -84,8 +107,39 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 def create_app() -> FastAPI:
     cfg = settings()
     tenants()  # a bad tenants file fails here, at start, naming the key
-    app = FastAPI(title="invoicer ingress", version=__version__,
-                  description="Accepts job events (contract v1) and reports each job's state.")
+    app = FastAPI(title="invoicer ingress", version=__version__, openapi_url=None, docs_url=None, redoc_url=None,
+                  description="Accepts job events (contract v1) and reports each job's state. Every endpoint "
+                              "but the health checks needs a signature, a signed link or a bearer token.")
+
+    def admin(request: Request) -> JSONResponse | None:
+        """None when the request carries the admin token; else the 401 to answer. With no token
+        configured (INVOICER_API_TOKEN) the admin and status endpoints are closed, not open."""
+        if not cfg.api_token:
+            return _error(401, "unauthorized", "set INVOICER_API_TOKEN to use this endpoint",
+                          {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {cfg.api_token}"):
+            return _error(401, "unauthorized", "a bearer token is required", {"WWW-Authenticate": "Bearer"})
+        return None
+
+    system = metrics.SystemCollector(_queues())
+    from prometheus_client import REGISTRY
+
+    try:
+        REGISTRY.register(system)
+    except ValueError:  # a second app in one process (tests): the first one's collector answers
+        pass
+
+    @app.get("/metrics", include_in_schema=False)
+    async def get_metrics(request: Request):
+        if not metrics.authorized(request.headers.get("authorization")):
+            return _error(401, "unauthorized", "a bearer token (INVOICER_METRICS_TOKEN) is required",
+                          {"WWW-Authenticate": "Bearer"})
+        body, ctype = await run_in_threadpool(metrics.exposition, REGISTRY)
+        return Response(body, media_type=ctype)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request):
+        return admin(request) or JSONResponse(app.openapi())
 
     @app.post("/v1/events", status_code=202, responses={
         200: {"description": "a duplicate of an accepted event; nothing new is enqueued"},
@@ -95,6 +149,15 @@ def create_app() -> FastAPI:
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": Event.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
     async def post_event(request: Request):
+        answer = await _post_event(request)
+        outcome = {202: "accepted", 200: "duplicate"}.get(answer.status_code, "rejected")
+        reason = json.loads(answer.body).get("error", "") if outcome == "rejected" else ""
+        metrics.EVENTS.labels(outcome, reason).inc()
+        if outcome == "rejected":
+            log.info("event.rejected", status=answer.status_code, reason=reason)
+        return answer
+
+    async def _post_event(request: Request):
         body = await _read_body(request, cfg.max_body_bytes)
         if body is None:
             return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
@@ -132,13 +195,16 @@ def create_app() -> FastAPI:
         try:
             pk, duplicate = await run_in_threadpool(persist, tenant_slug, source_name, event, text_body)
         except DBAPIError as exc:
-            log.error("database unavailable: %s", type(exc).__name__)
+            log.error("event.store_unavailable", tenant=tenant_slug, error=type(exc).__name__)
             return _error(503, "unavailable", "the event store is unavailable; retry later", {"Retry-After": "5"})
         answer = {"event_id": event.id, "job_id": event.job.id,
                   "status_url": f"/v1/jobs/{tenant_slug}/{event.job.id}"}
         if duplicate:
+            log.info("event.duplicate", tenant=tenant_slug, job=event.job.id, event_pk=pk, event_id=event.id)
             return JSONResponse({**answer, "duplicate": True}, status_code=200)
         await run_in_threadpool(publish, pk)
+        log.info("event.accepted", tenant=tenant_slug, job=event.job.id, event_pk=pk, event_id=event.id,
+                 type=event.type, source=source_name)
         return JSONResponse(answer, status_code=202)
 
     async def platform_webhook(provider: str, tenant: str | None, request: Request):
@@ -181,8 +247,8 @@ def create_app() -> FastAPI:
 
     @app.get("/v1/jobs/{tenant}/{job_id}")
     async def get_job(tenant: str, job_id: str, request: Request):
-        if cfg.api_token and request.headers.get("authorization") != f"Bearer {cfg.api_token}":
-            return _error(401, "unauthorized", "a bearer token is required")
+        if denied := admin(request):
+            return denied
         status = await run_in_threadpool(job_status, tenant, job_id)
         if status is None:
             return _error(404, "not_found", "no such job")
@@ -204,6 +270,92 @@ def create_app() -> FastAPI:
         if data is None:
             return _error(404, "not_found", "no such document")
         return Response(data, media_type="application/pdf")
+
+    # ------------------------------------------------------------ admin: dead letters and replay
+
+    @app.get("/v1/admin/dlq")
+    async def list_dead(request: Request, tenant: str | None = None, limit: int = 100):
+        if denied := admin(request):
+            return denied
+        rows = await run_in_threadpool(dlq.dead_letters, tenant, max(1, min(limit, 1000)))
+        return {"dead_letters": jsonable(rows)}
+
+    @app.get("/v1/admin/dlq/{delivery_id}")
+    async def show_dead(delivery_id: int, request: Request):
+        if denied := admin(request):
+            return denied
+        row = await run_in_threadpool(dlq.show, delivery_id)
+        return jsonable(row) if row else _error(404, "not_found", "no such delivery")
+
+    @app.post("/v1/admin/dlq/{delivery_id}/retry")
+    async def retry_dead(delivery_id: int, request: Request):
+        if denied := admin(request):
+            return denied
+
+        def run():
+            kind = dlq.retry(delivery_id, by="api")
+            if kind:
+                from .tasks import enqueue
+
+                enqueue([(kind, delivery_id)])
+            return kind
+
+        kind = await run_in_threadpool(run)
+        if kind is None:
+            return _error(409, "not_dead", "the delivery is not a dead letter (already retried, done or discarded)")
+        return {"retried": delivery_id, "kind": kind}
+
+    @app.post("/v1/admin/dlq/{delivery_id}/discard")
+    async def discard_dead(delivery_id: int, request: Request):
+        if denied := admin(request):
+            return denied
+        try:
+            reason = (await request.json()).get("reason")
+        except (ValueError, AttributeError):
+            reason = None
+        if not isinstance(reason, str) or not reason.strip():
+            return _error(422, "validation_failed", [{"field": "reason", "reason": "say why it is discarded"}])
+
+        def run():
+            follow = dlq.discard(delivery_id, reason.strip(), by="api")
+            if follow:
+                from .tasks import enqueue
+
+                enqueue(follow)
+            return follow
+
+        follow = await run_in_threadpool(run)
+        if follow is None:
+            return _error(409, "not_dead", "the delivery is not a dead letter (already retried, done or discarded)")
+        return {"discarded": delivery_id}
+
+    @app.post("/v1/admin/replay")
+    async def replay(request: Request):
+        if denied := admin(request):
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _error(422, "validation_failed", [{"field": "body", "reason": "a JSON object is required"}])
+        problems, window = [], {}
+        for name in ("from", "to"):
+            try:
+                window[name] = parse_time(body.get(name))
+            except ValueError as exc:
+                problems.append({"field": name, "reason": str(exc)})
+        if not problems and window["from"] >= window["to"]:
+            problems.append({"field": "to", "reason": "must be after from"})
+        if problems:
+            return _error(422, "validation_failed", problems)
+
+        def run():
+            from .tasks import redrive
+
+            return redrive(*dlq.replay(window["from"], window["to"], body.get("tenant")))
+
+        return {"redriven": await run_in_threadpool(run)}
 
     @app.get("/healthz")
     async def healthz():

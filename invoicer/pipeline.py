@@ -5,7 +5,6 @@ the deliveries to enqueue next; the caller enqueues them after the transaction h
 """
 from __future__ import annotations
 
-import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import db, documents, money, notify
+from . import db, documents, logs, metrics, money, notify
 from .config import Tenant, settings, tenants
 from .errors import ProviderError, RateLimited
 from .models import Event
@@ -24,8 +23,9 @@ from .providers import registry
 from .providers.ratelimit import Throttled
 from .store import audit, idempotency_key, insert_ignore
 
-log = logging.getLogger("invoicer.pipeline")
-TERMINAL = ("done", "skipped")
+log = logs.get("invoicer.pipeline")
+DISCARDED = "discarded"  # a dead letter an operator gave up on (`invoicer dlq discard`)
+TERMINAL = ("done", "skipped", DISCARDED)
 BATCH = 50  # invoices per request, where a platform takes many (Xero)
 
 
@@ -83,6 +83,14 @@ def _process(conn: Connection, event_pk: int) -> list[int]:
     ev = conn.execute(select(db.events).where(db.events.c.id == event_pk)).first()
     if ev is None or ev.status != "accepted":
         return []
+    out = _apply(conn, ev)
+    log.info("event.applied", tenant=ev.tenant, job=ev.job_id, event_pk=event_pk, event_id=ev.event_id,
+             type=ev.type, source=ev.source, deliveries=len(out))
+    return out
+
+
+def _apply(conn: Connection, ev) -> list[int]:
+    event_pk = ev.id
     tenant = tenants().get(ev.tenant)
     done = update(db.events).where(db.events.c.id == event_pk).values(status="processed", processed_at=db.utcnow())
     if tenant is None:
@@ -129,7 +137,8 @@ def fail_event(event_pk: int, exc: Exception) -> None:
                      .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:500]))
         if ev:
             audit(conn, ev.tenant, "event_failed", event_pk=event_pk, error=type(exc).__name__)
-    log.error("event %s failed: %s", event_pk, type(exc).__name__)
+    log.error("event.failed", event_pk=event_pk, tenant=ev.tenant if ev else None, error=type(exc).__name__,
+              reason=str(exc)[:300])
 
 
 def _is_newer(conn: Connection, event: Event, current_pk: int) -> bool:
@@ -225,7 +234,7 @@ def run_delivery(delivery_id: int) -> Outcome:
     except ProviderError as exc:
         return _failed(row, doc, exc, exc.retryable, exc.retry_after, started)
     except Exception as exc:  # a bug or an unexpected library error: retried, capped, then dead-lettered
-        log.exception("delivery %s (%s) raised", delivery_id, row.kind)
+        log.exception(f"{row.kind}.raised", **_fields(row, doc))
         return _failed(row, doc, exc, True, None, started)
     return Outcome(enqueue=_done(row, doc, result, started))
 
@@ -253,9 +262,32 @@ def _done(row, doc: dict, result: dict, started: float) -> list[tuple[str, int]]
             conn.execute(update(db.deliveries).where(d.id == delivery_id, d.status == "running").values(
                 status="retry", claimed_until=None, next_attempt_at=db.utcnow(), updated_at=db.utcnow()))
         raise
-    log.info("delivery done id=%s kind=%s target=%s tenant=%s attempt=%s", row.id, row.kind, row.target,
-             doc["tenant"], row.attempts)
+    if row.kind == "invoice":
+        metrics.INVOICES.labels(row.provider).inc()
+        if doc.get("received_at"):
+            metrics.TO_INVOICE.labels(row.provider).observe((db.utcnow() - doc["received_at"]).total_seconds())
+    log.info(f"{row.kind}.done", **_fields(row, doc), external_id=result.get("external_id"),
+             ms=int((time.monotonic() - started) * 1000))
     return follow
+
+
+def _scrub(text: str, doc: dict) -> str:
+    """A vendor's error may quote the customer (`The contact name Nguyễn Thị Hương is already
+    assigned`): take the customer's own details out before the text reaches a log."""
+    customer = doc.get("customer") or {}
+    places = [customer.get("billing_address") or {}, doc.get("service_address") or {}]
+    known = [customer.get(k) for k in ("name", "email", "phone", "company")] + \
+        [p.get(k) for p in places for k in ("line1", "line2")]
+    for value in sorted({v for v in known if isinstance(v, str) and len(v) >= 3}, key=len, reverse=True):
+        text = text.replace(value, "[customer]")
+    return text
+
+
+def _fields(row, doc: dict) -> dict:
+    """What every line about a delivery carries: ids only, never the customer's data."""
+    return {"tenant": doc["tenant"], "job": doc["job"]["id"], "event_pk": doc.get("event_pk"), "invoice": doc["number"],
+            "delivery": row.id, "kind": row.kind, "platform": row.target, "provider": row.provider,
+            "attempt": row.attempts}
 
 
 def _claim_siblings(row, doc: dict, cfg) -> list[tuple]:
@@ -352,8 +384,11 @@ def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
               **({"retry_in_s": round(delay, 2)} if retry else {}))
         if not retry:
             conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(state="failed"))
-    log.warning("delivery %s id=%s kind=%s target=%s tenant=%s attempt=%s error=%s", "retry" if retry else "dead",
-                row.id, row.kind, row.target, doc["tenant"], row.attempts, type(exc).__name__)
+    if not throttled:
+        metrics.PROVIDER_ERRORS.labels(row.provider, type(exc).__name__).inc()
+        (metrics.RETRIES if retry else metrics.DEAD).labels(row.kind, row.provider).inc()
+    log.warning(f"{row.kind}.{'retry' if retry else 'dead'}", **_fields(row, doc), error=type(exc).__name__,
+                reason=_scrub(str(exc)[:300], doc), **({"retry_in_s": round(delay, 2)} if retry else {}))
     return Outcome(retry_in=delay)
 
 
@@ -393,6 +428,10 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
         conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(
             state="done", finished_at=now, updated_at=now))
         audit(conn, inv.tenant, "job_done", job_pk=inv.job_pk, invoice_id=invoice_id)
+        received = conn.execute(select(db.events.c.received_at).where(db.events.c.id == inv.event_pk)).scalar()
+        if received:
+            metrics.TO_NOTIFIED.observe((now - received).total_seconds())
+        log.info("job.done", tenant=inv.tenant, job_pk=inv.job_pk, invoice=inv.number, event_pk=inv.event_pk)
     return []
 
 
@@ -401,12 +440,14 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
 def load_invoice(conn: Connection, invoice_id: int) -> dict:
     """The canonical invoice as a plain dict: what providers, the PDF and messages are made from."""
     inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id)).first()
-    body = conn.execute(select(db.events.c.body).where(db.events.c.id == inv.event_pk)).scalar_one()
+    body, received_at = conn.execute(select(db.events.c.body, db.events.c.received_at)
+                                     .where(db.events.c.id == inv.event_pk)).one()
     doc = document(Event.model_validate_json(body), inv.tenant, tenants()[inv.tenant], inv.number, inv.issued_on,
                    inv.due_days)
     if doc["total"] != inv.total:  # the stored invoice is the record; the money rules must agree with it
         raise RuntimeError(f"invoice {inv.number}: recomputed total {doc['total']} != stored {inv.total}")
-    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision, "pay_url": _pay_url(conn, invoice_id)}
+    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision, "pay_url": _pay_url(conn, invoice_id),
+            "event_pk": inv.event_pk, "received_at": received_at}
 
 
 def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_days: int) -> dict:
@@ -522,34 +563,6 @@ def delivery_kind(delivery_id: int) -> str:
 def advance_invoice(invoice_id: int) -> list[tuple[str, int]]:
     with db.engine().begin() as conn:
         return advance(conn, invoice_id)
-
-
-def dead_letters(tenant: str | None = None) -> list[dict]:
-    d = db.deliveries.c
-    q = (select(d.id, d.kind, d.target, d.provider, d.attempts, d.last_error, d.updated_at, db.invoices.c.tenant,
-                db.invoices.c.number, db.jobs.c.job_id)
-         .join(db.invoices, db.invoices.c.id == d.invoice_id).join(db.jobs, db.jobs.c.id == db.invoices.c.job_pk)
-         .where(d.status == "dead").order_by(d.id))
-    if tenant:
-        q = q.where(db.invoices.c.tenant == tenant)
-    with db.engine().connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
-
-
-def retry_dead(delivery_id: int) -> str | None:
-    """Give a dead-lettered delivery a fresh budget of attempts; its kind, or None when it was not dead."""
-    with db.engine().begin() as conn:
-        row = conn.execute(select(db.deliveries).where(db.deliveries.c.id == delivery_id,
-                                                       db.deliveries.c.status == "dead").with_for_update()).first()
-        if row is None:
-            return None
-        conn.execute(update(db.deliveries).where(db.deliveries.c.id == delivery_id).values(
-            status="pending", attempts=0, updated_at=db.utcnow()))
-        inv = conn.execute(select(db.invoices).where(db.invoices.c.id == row.invoice_id)).first()
-        conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(state="invoicing"))
-        audit(conn, inv.tenant, "dlq_retry", job_pk=inv.job_pk, invoice_id=inv.id, delivery_id=delivery_id,
-              previous_error=row.last_error)
-    return row.kind
 
 
 def counts() -> dict:

@@ -34,6 +34,8 @@ TEST_ENV = {
     "INVOICER_CONFIG": str(ROOT / "tests" / "tenants.yaml"),
     "INVOICER_VAR_DIR": str(VAR),
     "INVOICER_SECRET_KEY": "test-link-key",
+    "INVOICER_API_TOKEN": "test-admin-token",
+    "INVOICER_METRICS_TOKEN": "test-metrics-token",
     "INVOICER_TEST_SECRET": SECRET,
     "INVOICER_VISIBILITY_TIMEOUT": "12",
     "INVOICER_TASK_TIME_LIMIT": "8",
@@ -44,6 +46,7 @@ TEST_ENV = {
     "INVOICER_SWEEP_GRACE": "5",
 }
 os.environ.update(TEST_ENV)
+ADMIN = {"Authorization": "Bearer test-admin-token"}  # the status and admin endpoints need it
 
 
 def wait_for(predicate, timeout: float = 30, every: float = 0.1, what: str = "condition"):
@@ -119,7 +122,7 @@ def client(clean):
 
     from invoicer.ingress import create_app
 
-    with TestClient(create_app()) as c:
+    with TestClient(create_app(), headers=ADMIN) as c:
         yield c
 
 

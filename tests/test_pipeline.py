@@ -116,7 +116,9 @@ def test_update_before_invoicing_changes_the_draft_after_it_is_flagged(client, w
     updated["occurred_at"] = "2026-11-02T14:00:00Z"
     updated["job"]["labor"][0]["hours"] = "3"
     post(client, updated)
-    wait_for(lambda: job_done(client, "signed-co", "J-1", "awaiting_signature"), 30, what="awaiting")
+    # both applied (two messages: a busy worker may take them in either order) before the signature comes
+    wait_for(lambda: (s := job_done(client, "signed-co", "J-1", "awaiting_signature"))
+             and "draft_updated" in [a["action"] for a in s["audit"]], 30, what="awaiting, with the update")
     signed = make_event("evt-s", tenant="signed-co", type="job.signed")
     signed["occurred_at"] = "2026-11-02T13:30:00Z"  # signed before the update was made
     post(client, signed)
@@ -145,7 +147,7 @@ def test_retryable_failures_are_retried_and_recorded(client, worker):
 
 
 def test_permanent_failure_is_dead_lettered_at_once_and_replayable(client, worker):
-    from invoicer import pipeline
+    from invoicer import dlq
     from invoicer.cli import main
 
     post(client, make_event(tenant="broken-co"))
@@ -154,7 +156,7 @@ def test_permanent_failure_is_dead_lettered_at_once_and_replayable(client, worke
     assert erp["status"] == "dead" and erp["attempts"] == 1
     assert "does not exist" in erp["last_error"]
     assert status["invoices"][0]["pdf"] is None, "nothing is sent before every platform has the invoice"
-    [dead] = pipeline.dead_letters()
+    [dead] = dlq.dead_letters()
     assert dead["id"] == erp["id"] and dead["tenant"] == "broken-co"
     assert main(["dlq", "retry", str(erp["id"])]) == 0
     wait_for(lambda: job_done(client, "broken-co", "J-1", "failed"), 30, what="dead again")
@@ -163,6 +165,18 @@ def test_permanent_failure_is_dead_lettered_at_once_and_replayable(client, worke
     assert actions.count("dead_lettered") == 2 and "dlq_retry" in actions
     assert len(ledger("broken-co")) == 1  # the healthy platform was not asked twice
     assert main(["dlq", "retry", "999999"]) == 1
+    shown = dlq.show(erp["id"])
+    assert [a["outcome"] for a in shown["attempts_made"]] == ["dead", "dead"]
+
+    # the operator gives up on that platform: the invoice moves on without it, once
+    r = client.post(f"/v1/admin/dlq/{erp['id']}/discard", json={"reason": "the ERP was retired"})
+    assert r.status_code == 200, r.text
+    status = wait_for(lambda: job_done(client, "broken-co", "J-1"), 60, what="the job done without the ERP")
+    assert status["invoices"][0]["pdf"]["status"] == "done"
+    again = client.post(f"/v1/admin/dlq/{erp['id']}/discard", json={"reason": "again"})
+    assert again.status_code == 409 and client.post(f"/v1/admin/dlq/{erp['id']}/retry").status_code == 409
+    actions = [a["action"] for a in client.get("/v1/jobs/broken-co/J-1").json()["audit"]]
+    assert actions.count("dlq_discarded") == 1 and dlq.dead_letters() == []
 
 
 def test_a_customer_without_contacts_is_skipped_with_a_reason(client, worker):

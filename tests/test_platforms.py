@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from invoicer import db, money
 
-from .conftest import VAR, answers, free_port, make_event, wait_for
+from .conftest import ADMIN, VAR, answers, free_port, make_event, wait_for
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_quickbooks_and_stripe_at_once(procs, sandbox):
     assert r.status_code == 202, r.text
 
     def done():
-        s = requests.get(f"{base}/v1/jobs/paid-co/J-1", timeout=10).json()
+        s = requests.get(f"{base}/v1/jobs/paid-co/J-1", headers=ADMIN, timeout=10).json()
         return s if s.get("state") in ("done", "failed") else None
 
     status = wait_for(done, 60, what="the job on both platforms")
@@ -81,7 +81,7 @@ def test_quickbooks_and_stripe_at_once(procs, sandbox):
     assert ok.status_code == 200 and ok.json()["outcomes"] == ["paid"]
     again = requests.post(hook, data=body, headers=headers, timeout=10)
     assert again.json()["outcomes"] == ["unchanged"]
-    paid = requests.get(f"{base}/v1/jobs/paid-co/J-1", timeout=10).json()["invoices"][0]
+    paid = requests.get(f"{base}/v1/jobs/paid-co/J-1", headers=ADMIN, timeout=10).json()["invoices"][0]
     assert Decimal(paid["amount_paid"]) == total and paid["paid_at"]
     with db.engine().connect() as conn:
         actions = conn.execute(select(db.audit_log.c.action)).scalars().all()

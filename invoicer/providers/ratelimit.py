@@ -91,12 +91,19 @@ class Limiter:
     def slot(self, key: str, rates: list[Rate], concurrency: int | None = None, lease: float = 60,
              max_wait: float = 20):
         """Hold one request's worth of every rate (and a concurrency slot) for `key`."""
-        deadline = time.monotonic() + max_wait
-        for i, rate in enumerate(rates):
-            while (wait := self._wait_ms(f"{self.prefix}{key}:r{i}", rate)) > 0:
-                if time.monotonic() + wait / 1000 > deadline:
-                    raise Throttled(f"{key}: over {rate.count} per {rate.per:g} s", retry_after=wait / 1000)
-                time.sleep(wait / 1000)
+        start = time.monotonic()
+        deadline = start + max_wait
+        waited = False
+        try:
+            for i, rate in enumerate(rates):
+                while (wait := self._wait_ms(f"{self.prefix}{key}:r{i}", rate)) > 0:
+                    if time.monotonic() + wait / 1000 > deadline:
+                        raise Throttled(f"{key}: over {rate.count} per {rate.per:g} s", retry_after=wait / 1000)
+                    waited = True
+                    time.sleep(wait / 1000)
+        finally:
+            if waited:
+                _count_wait(key, time.monotonic() - start)
         token = uuid.uuid4().hex
         ckey = f"{self.prefix}{key}:c"
         if concurrency and self.redis is not None:
@@ -109,6 +116,14 @@ class Limiter:
         finally:
             if concurrency and self.redis is not None:
                 self.redis.zrem(ckey, token)
+
+
+def _count_wait(key: str, seconds: float) -> None:
+    from .. import metrics
+
+    platform = key.split(":", 1)[0]  # keys start with the provider's slug
+    metrics.RATE_WAITS.labels(platform).inc()
+    metrics.RATE_WAIT_SECONDS.labels(platform).inc(seconds)
 
 
 _limiter: Limiter | None = None

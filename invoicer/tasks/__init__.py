@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 from sqlalchemy.exc import DBAPIError
 
 from ..config import settings
@@ -86,3 +86,25 @@ def enqueue(follow: list[tuple[str, int]], countdown: float | None = None) -> No
 
     for kind, delivery_id in follow:
         BY_KIND[kind].apply_async((delivery_id,), countdown=countdown)
+
+
+def redrive(events: list[int], deliveries: list[tuple[str, int]], invoices: list[int]) -> dict:
+    """Enqueue again what the sweep or an operator's replay found: events to apply, deliveries to run,
+    invoices to move on. Harmless when any of it is already in flight: every task claims first."""
+    from .. import pipeline
+    from .pipeline import process_event
+
+    for event_pk in events:
+        process_event.apply_async((event_pk,))
+    enqueue(deliveries)
+    for invoice_id in invoices:
+        enqueue(pipeline.advance_invoice(invoice_id))
+    return {"events": len(events), "deliveries": len(deliveries), "invoices": len(invoices)}
+
+
+@setup_logging.connect
+def _logging(loglevel=None, **_) -> None:
+    """Celery leaves logging to us: JSON lines, masked (invoicer.logs)."""
+    from .. import logs
+
+    logs.configure(loglevel or "INFO")

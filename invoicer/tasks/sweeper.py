@@ -1,25 +1,15 @@
 """The beat sweep: the database is the record, so whatever the broker lost is found here and re-driven."""
 from __future__ import annotations
 
-import logging
+from .. import logs, pipeline
+from . import redrive, task
 
-from .. import pipeline
-from . import enqueue, task
-
-log = logging.getLogger("invoicer.sweeper")
+log = logs.get("invoicer.sweeper")
 
 
 @task("invoicer.beat.sweep", "beat")
 def sweep(self) -> dict:
-    events, deliveries, invoices = pipeline.stalled()
-    from .pipeline import process_event
-
-    for event_pk in events:
-        process_event.apply_async((event_pk,))
-    enqueue(deliveries)
-    for invoice_id in invoices:
-        enqueue(pipeline.advance_invoice(invoice_id))
-    found = {"events": len(events), "deliveries": len(deliveries), "invoices": len(invoices)}
+    found = redrive(*pipeline.stalled())
     if any(found.values()):
-        log.warning("sweep re-drove %s", found)
+        log.warning("sweep.redrove", **found)
     return found
