@@ -54,7 +54,8 @@ def flower_argv(args, var_dir, environ) -> list[str]:
                       f"private local run")
     db = args.db or str(var_dir / "flower.db")
     return ["flower", f"--port={args.port}", f"--address={args.address}", "--persistent=True", f"--db={db}",
-            "--state_save_interval=60000", f"--max_tasks={args.max_tasks}"]
+            "--state_save_interval=60000", f"--max_tasks={args.max_tasks}",
+            "--inspect_timeout=3000"]  # a busy worker may take more than Flower's 1 s to answer
 
 
 def _lock_metrics() -> None:

@@ -101,8 +101,14 @@ def test_flower_shows_a_finished_jobs_tasks_in_a_real_browser(client, procs):
     metrics = requests.get(f"{base}/metrics", auth=AUTH, timeout=10)
     assert metrics.status_code == 200
     assert re.search(r'flower_events_total\{[^}]*task="invoicer\.invoices\.create"', metrics.text)
-    queues = requests.get(f"{base}/api/queues/length", auth=AUTH, timeout=10).json()["active_queues"]
-    assert {q["name"] for q in queues} == {"ingest", "invoices", "render", "notify", "beat"}
+
+    def queues():  # the queues the workers consume, lengths read from Redis (refreshing Flower's worker list)
+        requests.get(f"{base}/api/workers", params={"refresh": 1}, auth=AUTH, timeout=30)
+        r = requests.get(f"{base}/api/queues/length", auth=AUTH, timeout=10).json()["active_queues"]
+        return {q["name"]: q["messages"] for q in r} if len(r) == 5 else None
+
+    assert set(wait_for(queues, 60, what="every queue on Flower's broker view")) == {
+        "ingest", "invoices", "render", "notify", "beat"}
 
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
