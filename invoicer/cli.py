@@ -1,4 +1,4 @@
-"""`invoicer`: demo, serve, worker, beat, send, status, dlq, replay, db, providers."""
+"""`invoicer`: demo, serve, worker, beat, flower, send, status, dlq, replay, db, providers."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,7 @@ def _worker(args) -> int:
         from . import metrics
 
         metrics.serve(args.metrics_port)
+    from . import workers  # noqa: F401  (sizes the HTTP and database pools of a threads pool)
     from .tasks import QUEUES, app
 
     argv = ["worker", "-Q", args.queues or ",".join(q for q in QUEUES), "-c", str(args.concurrency),
@@ -71,6 +72,12 @@ def _beat(args) -> int:
     settings().var_dir.mkdir(parents=True, exist_ok=True)
     app.start(_quiet() + ["beat", "-l", args.log_level, "-s", str(settings().var_dir / "celerybeat-schedule")])
     return 0
+
+
+def _flower(args) -> int:
+    from .flower import run
+
+    return run(args)
 
 
 def _send(args) -> int:
@@ -239,7 +246,9 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a Celery worker")
     w.add_argument("--queues", help="comma-separated queues (default: all)")
     w.add_argument("--concurrency", type=int, default=4)
-    w.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    w.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"],
+                   help="prefork for CPU-bound queues (ingest, render), threads for I/O-bound ones "
+                        "(invoices, notify: many calls in flight); see docs/operations.md")
     w.add_argument("--hostname")
     w.add_argument("--log-level", default="info")
     w.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (bearer "
@@ -249,6 +258,14 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("beat", help="run Celery beat (the sweep)")
     b.add_argument("--log-level", default="info")
     b.set_defaults(func=_beat)
+
+    fl = sub.add_parser("flower", help="run Flower, the task dashboard (basic auth from INVOICER_FLOWER_BASIC_AUTH)")
+    fl.add_argument("--port", type=int, default=5555)
+    fl.add_argument("--address", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    fl.add_argument("--db", help="where Flower keeps its task history (default: <var dir>/flower.db)")
+    fl.add_argument("--max-tasks", type=int, default=20000, help="tasks kept in memory and on disk")
+    fl.add_argument("--no-auth", action="store_true", help="no authentication: only for a private local run")
+    fl.set_defaults(func=_flower)
 
     se = sub.add_parser("send", help="post the events of a JSONL file to an ingress, signed")
     se.add_argument("file")

@@ -217,12 +217,23 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
+POOL_SIZE = 10  # connections kept per process; a threads-pool worker raises it to its thread count
+
+
+def size_pool(threads: int) -> None:
+    """One pooled connection per thread (plus the overflow), so no task waits for another's connection;
+    call before the first engine() of the process."""
+    global POOL_SIZE
+    POOL_SIZE = max(POOL_SIZE, threads)
+    engine_for.cache_clear()
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=20, pool_pre_ping=True,
                          connect_args={"connect_timeout": 5})
 
 

@@ -8,6 +8,7 @@ inside the pymupdf-fonts wheel, so names in any Latin script (Polish, Vietnamese
 from __future__ import annotations
 
 import io
+import threading
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from xml.sax.saxutils import escape
@@ -27,16 +28,19 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 FONT, BOLD = "InvoicerSans", "InvoicerSans-Bold"
 INK, MUTED, RULE, ZEBRA = (colors.HexColor(c) for c in ("#1F2937", "#6B7280", "#D1D5DB", "#F3F4F6"))
 MARGIN = 18 * mm
+_fonts = threading.Lock()
 
 
 def register_fonts() -> None:
-    if FONT in pdfmetrics.getRegisteredFontNames():
-        return
-    from pymupdf_fonts.NotoSans_Bold import fontbuffer as bold
-    from pymupdf_fonts.NotoSans_Regular import fontbuffer as regular
-    pdfmetrics.registerFont(TTFont(FONT, io.BytesIO(regular)))
-    pdfmetrics.registerFont(TTFont(BOLD, io.BytesIO(bold)))
-    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=FONT, boldItalic=BOLD)
+    """Once per process; under a lock, so a thread never sees the regular face without the bold one."""
+    with _fonts:
+        if FONT in pdfmetrics.getRegisteredFontNames():
+            return
+        from pymupdf_fonts.NotoSans_Bold import fontbuffer as bold
+        from pymupdf_fonts.NotoSans_Regular import fontbuffer as regular
+        pdfmetrics.registerFont(TTFont(FONT, io.BytesIO(regular)))
+        pdfmetrics.registerFont(TTFont(BOLD, io.BytesIO(bold)))
+        pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=FONT, boldItalic=BOLD)
 
 
 def _style(size=9, bold=False, color=INK, align=0, leading=None) -> ParagraphStyle:

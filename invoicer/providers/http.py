@@ -10,8 +10,10 @@ other 4xx -> Rejected, never retried.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import Callable
 
 import requests
@@ -21,20 +23,35 @@ from ..errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected, Unavaila
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 30.0
+POOL_MAXSIZE = 64  # connections kept per vendor host; a threads-pool worker raises it to its thread count
 _session: requests.Session | None = None
 _pid = 0
+_lock = threading.Lock()
 
 
 def session() -> requests.Session:
-    """The process's pooled session (a fresh one after a fork: sockets are not shared across processes)."""
+    """The process's pooled session (a fresh one after a fork: sockets are not shared across processes).
+
+    Shared by every thread of a threads-pool worker (urllib3's pools are thread-safe) and by every
+    tenant, so it keeps no cookies: one tenant's call must never carry what a vendor set for another."""
     global _session, _pid
-    if _session is None or _pid != os.getpid():
-        s = requests.Session()
-        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=64, max_retries=0)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        _session, _pid = s, os.getpid()
-    return _session
+    with _lock:
+        if _session is None or _pid != os.getpid():
+            s = requests.Session()
+            s.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+            adapter = HTTPAdapter(pool_connections=32, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
+            _session, _pid = s, os.getpid()
+        return _session
+
+
+def size_pool(threads: int) -> None:
+    """Keep a connection per thread to each vendor host (else urllib3 opens and throws away the extras)."""
+    global POOL_MAXSIZE, _session
+    with _lock:
+        POOL_MAXSIZE = max(POOL_MAXSIZE, threads)
+        _session = None
 
 
 def base_url(slug: str, options: dict, default: str) -> str:
