@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 
 import yaml
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from invoicer import config, db, pipeline
 from invoicer.ingress import persist
 from invoicer.models import Event
+from invoicer.providers.simulate import Running
 
 from ..conftest import make_event
 
@@ -21,6 +23,22 @@ def use_tenants(monkeypatch, tmp_path, tenants: dict) -> None:
     path.write_text(yaml.safe_dump({"tenants": {k: {**base, **v} for k, v in tenants.items()}}, allow_unicode=True))
     monkeypatch.setenv("INVOICER_CONFIG", str(path))
     config.reset()
+
+
+def one_channel(monkeypatch, tmp_path, kind: str, channel: dict, **channels) -> None:
+    """Tenant acme-hvac telling its customer over one channel (`kind`: email or sms) set to `channel`."""
+    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
+        "customer": [kind], kind: channel, **channels}}})
+
+
+@contextmanager
+def serve(simulator, monkeypatch):
+    """An HTTP simulator on loopback, its url on it, the environment its channel entry names set."""
+    with Running(simulator) as running:
+        simulator.url = running.url
+        for k, v in simulator.env().items():
+            monkeypatch.setenv(k, v)
+        yield simulator
 
 
 def run_job(tenant: str = "acme-hvac", max_steps: int = 40, **customer) -> int:

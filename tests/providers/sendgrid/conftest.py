@@ -1,14 +1,11 @@
 import pytest
 
 from invoicer.providers.sendgrid.simulator import SendGridSimulator
-from invoicer.providers.simulate import Running
+
+from ..channels import serve
 
 
 @pytest.fixture
 def sim(monkeypatch):
-    simulator = SendGridSimulator()
-    with Running(simulator) as running:
-        simulator.url = running.url
-        for k, v in simulator.env().items():
-            monkeypatch.setenv(k, v)
+    with serve(SendGridSimulator(), monkeypatch) as simulator:
         yield simulator

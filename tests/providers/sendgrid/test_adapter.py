@@ -11,7 +11,7 @@ from invoicer import db
 from invoicer.status import job_status
 
 from ...conftest import free_port
-from ..channels import messages, run_job, use_tenants
+from ..channels import messages, one_channel, run_job
 
 MSG = Message(key="key-1", to="huong@example.com", subject="Invoice", text="Hello\n", tenant="acme-hvac")
 
@@ -44,8 +44,7 @@ def test_errors_are_typed(sim, monkeypatch):
 
 @pytest.fixture
 def tenant(sim, monkeypatch, tmp_path):
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["email"], "email": sim.channel(sim.url)}}})
+    one_channel(monkeypatch, tmp_path, "email", sim.channel(sim.url))
 
 
 def test_in_the_pipeline_the_pdf_is_attached_and_a_429_is_waited_out(clean, sim, tenant):
@@ -86,8 +85,7 @@ def test_in_the_pipeline_an_unknown_outcome_is_not_sent_again_and_its_event_sett
 
 
 def test_in_the_pipeline_a_link_instead_of_the_pdf(clean, sim, monkeypatch, tmp_path):
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["email"], "email": sim.channel(sim.url), "pdf": "link"}}})
+    one_channel(monkeypatch, tmp_path, "email", sim.channel(sim.url), pdf="link")
     run_job()
     [mail] = sim.messages.values()
     assert "attachments" not in mail and "/v1/documents/" in mail["content"][0]["value"]

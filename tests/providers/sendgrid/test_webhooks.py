@@ -12,7 +12,7 @@ from invoicer.providers.sendgrid import webhooks
 from invoicer.providers.sendgrid.adapter import SendGrid
 from invoicer.providers.sendgrid.simulator import SendGridSimulator
 
-from ..channels import messages, run_job, use_tenants
+from ..channels import messages, one_channel, run_job
 
 
 @pytest.fixture
@@ -50,8 +50,7 @@ def test_tampered_stale_and_foreign_signatures_are_refused(sim, sent):
 def test_events_through_the_ingress_move_the_delivery_forward_only(clean, sim, monkeypatch, tmp_path):
     from invoicer.ingress import create_app
 
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["email"], "email": sim.channel(sim.url)}}})
+    one_channel(monkeypatch, tmp_path, "email", sim.channel(sim.url))
     [row] = messages(run_job())
     with TestClient(create_app()) as client:
         def post(*kinds, **kw):

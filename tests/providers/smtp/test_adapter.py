@@ -10,7 +10,7 @@ from invoicer.providers.smtp.adapter import Smtp
 from invoicer.providers.smtp.simulator import SmtpSimulator
 
 from ...conftest import free_port
-from ..channels import messages, run_job, use_tenants
+from ..channels import messages, one_channel, run_job
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,7 @@ def test_a_connection_lost_after_the_data_is_an_unknown_outcome(sim):
 def test_in_the_pipeline_a_retry_after_an_unknown_outcome_sends_again_with_the_same_message_id(
         clean, sim, monkeypatch, tmp_path):
     """SMTP cannot be asked whether a message went: at least once, documented in docs/notifications.md."""
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["email"], "email": sim.channel()}}})
+    one_channel(monkeypatch, tmp_path, "email", sim.channel())
     sim.inject("drop")
     [row] = messages(run_job())
     assert row.status == "done" and row.attempts == 2 and row.detail["status"] == "sent"
@@ -91,8 +90,7 @@ def test_in_the_pipeline_a_retry_after_an_unknown_outcome_sends_again_with_the_s
 
 
 def test_link_instead_of_attachment_per_tenant(clean, sim, monkeypatch, tmp_path):
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["email"], "email": sim.channel(), "pdf": "link"}}})
+    one_channel(monkeypatch, tmp_path, "email", sim.channel(), pdf="link")
     run_job()
     [got] = sim.messages
     assert list(got["mail"].iter_attachments()) == []

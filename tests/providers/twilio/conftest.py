@@ -1,14 +1,11 @@
 import pytest
 
-from invoicer.providers.simulate import Running
 from invoicer.providers.twilio.simulator import TwilioSimulator
+
+from ..channels import serve
 
 
 @pytest.fixture
 def sim(monkeypatch):
-    simulator = TwilioSimulator()
-    with Running(simulator) as running:
-        simulator.url = running.url
-        for k, v in simulator.env().items():
-            monkeypatch.setenv(k, v)
+    with serve(TwilioSimulator(), monkeypatch) as simulator:
         yield simulator

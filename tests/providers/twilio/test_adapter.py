@@ -7,7 +7,7 @@ from invoicer.errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected
 from invoicer.providers.base import Message
 from invoicer.providers.twilio.adapter import Twilio
 
-from ..channels import messages, run_job, use_tenants
+from ..channels import messages, one_channel, run_job
 
 MSG = Message(key="k", to="+14075550100", subject="", text="Acme: invoice ACME-1 for $251.10. Pay: https://p.example/1",
               tenant="acme-hvac")
@@ -62,8 +62,7 @@ def test_a_dropped_answer_is_unknown_and_the_look_up_finds_the_message(sim):
 
 @pytest.fixture
 def tenant(sim, monkeypatch, tmp_path):
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["sms"], "sms": sim.channel(sim.url)}}})
+    one_channel(monkeypatch, tmp_path, "sms", sim.channel(sim.url))
 
 
 def test_in_the_pipeline_a_timeout_after_twilio_accepted_sends_no_second_text(clean, sim, tenant):

@@ -11,7 +11,7 @@ from invoicer.errors import AuthFailed
 from invoicer.providers.twilio import webhooks
 from invoicer.status import job_status
 
-from ..channels import messages, run_job, use_tenants
+from ..channels import messages, one_channel, run_job
 
 URL = "http://testserver/v1/webhooks/twilio/acme-hvac"
 
@@ -39,8 +39,7 @@ def _sent(sim):
 def test_status_callbacks_update_the_delivery_in_the_job_status(clean, sim, monkeypatch, tmp_path):
     from invoicer.ingress import create_app
 
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["sms"], "sms": sim.channel(sim.url)}}})
+    one_channel(monkeypatch, tmp_path, "sms", sim.channel(sim.url))
     [row] = messages(run_job())
     with TestClient(create_app()) as client:
         def post(status, **kw):
@@ -62,8 +61,7 @@ def test_status_callbacks_update_the_delivery_in_the_job_status(clean, sim, monk
 def test_undelivered_is_bounced_with_the_error_code(clean, sim, monkeypatch, tmp_path):
     from invoicer.ingress import create_app
 
-    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {
-        "customer": ["sms"], "sms": sim.channel(sim.url)}}})
+    one_channel(monkeypatch, tmp_path, "sms", sim.channel(sim.url))
     [row] = messages(run_job())
     url, params, headers = sim.advance(row.external_id, "undelivered", error_code="30003", url=URL)
     with TestClient(create_app()) as client:
