@@ -71,7 +71,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
-def _slack_escape(value):
+def slack_escape(value):
     """Slack mrkdwn: &, < and > are control characters in text (https://api.slack.com/reference/surfaces/formatting)."""
     if value is None:
         return ""
@@ -80,7 +80,7 @@ def _slack_escape(value):
 
 _PLAIN = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
 _HTML = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
-_SLACK = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined, finalize=_slack_escape)
+_SLACK = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined, finalize=slack_escape)
 _ENV = {"html": _HTML, "slack": _SLACK}
 
 

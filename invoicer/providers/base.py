@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..errors import ProviderError, Unsupported
+from ..errors import AuthFailed, MappingMissing, ProviderError, Unsupported
 
 CAPABILITIES = ("create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
                 "payment_link", "create_batch", "send_email", "send_sms", "send_chat", "find_message")
@@ -75,6 +75,19 @@ class Provider:
     def __init__(self, options: dict[str, Any] | None = None, ctx: Any = None):
         self.options = options or {}
         self.ctx = ctx
+
+    def env_secret(self, option: str, what: str) -> str:
+        """The secret in the environment variable that option `option` names (MappingMissing when the
+        option is not set, AuthFailed when the variable is empty)."""
+        import os
+
+        name = self.options.get(option)
+        if not name:
+            raise MappingMissing(f"{self.slug}: option {option} ({what}) is not set")
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise AuthFailed(f"{self.slug}: environment variable {name} ({what}) is not set")
+        return value
 
     def create_invoice(self, invoice: dict, key: str) -> Created:
         raise Unsupported(f"{self.slug} cannot create invoices")

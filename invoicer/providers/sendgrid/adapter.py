@@ -28,7 +28,7 @@ from http.client import HTTPException
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from invoicer.errors import AuthFailed, MappingMissing, OutcomeUnknown, RateLimited, Rejected, Unavailable
+from invoicer.errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected, Unavailable
 from invoicer.providers.base import Message, Provider, Sent, WebhookEvent
 from invoicer.providers import http
 from invoicer.providers.registry import register
@@ -73,12 +73,7 @@ class SendGrid(Provider):
         return problems
 
     def _client(self) -> SendGridAPIClient:
-        name = self.options.get("api_key_env")
-        if not name:
-            raise MappingMissing("sendgrid: channel option api_key_env is not set")
-        key = os.environ.get(name, "").strip()
-        if not key:
-            raise AuthFailed(f"sendgrid: environment variable {name} (the API key) is not set")
+        key = self.env_secret("api_key_env", "the API key")
         client = SendGridAPIClient(api_key=key, host=http.base_url(SLUG, self.options, DEFAULT_BASE))
         client.client.timeout = float(self.options.get("timeout", http.READ_TIMEOUT))
         return client

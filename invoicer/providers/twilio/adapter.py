@@ -83,23 +83,14 @@ class Twilio(Provider):
             problems.append(f"{name}.from: the sending number (or messaging_service_sid) is not set")
         return problems
 
-    def _secret(self, option: str, what: str) -> str:
-        name = self.options.get(option)
-        if not name:
-            raise MappingMissing(f"twilio: channel option {option} ({what}) is not set")
-        value = os.environ.get(name, "").strip()
-        if not value:
-            raise AuthFailed(f"twilio: environment variable {name} ({what}) is not set")
-        return value
-
     def _client(self) -> Client:
         sid = self.options.get("account_sid")
         if not sid:
             raise MappingMissing("twilio: channel option account_sid is not set")
         if self.options.get("api_key_env"):
-            user, password = self._secret("api_key_env", "API key SID"), self._secret("api_secret_env", "API secret")
+            user, password = self.env_secret("api_key_env", "API key SID"), self.env_secret("api_secret_env", "API secret")
         else:
-            user, password = sid, self._secret("auth_token_env", "auth token")
+            user, password = sid, self.env_secret("auth_token_env", "auth token")
         return Client(user, password, account_sid=sid,
                       http_client=_Http(http.base_url(SLUG, self.options, DEFAULT_BASE)))
 

@@ -7,7 +7,6 @@ from fastapi.testclient import TestClient
 from invoicer.errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected, Unavailable
 from invoicer.providers.base import Message
 from invoicer.providers.sendgrid.adapter import SendGrid
-from invoicer import db
 from invoicer.status import job_status
 
 from ...conftest import free_port
