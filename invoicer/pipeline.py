@@ -486,6 +486,8 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir)
     provider = registry.get(row.provider)(notify.channel_options(tenant, row.kind), ctx)
     if unknown:
+        if (row.detail or {}).get("events"):  # the vendor's own status event already named it: it went
+            return {"external_id": row.external_id, "detail": {**row.detail, "found_existing": True}}
         if "find_message" in provider.capabilities:
             found = provider.find_message(message, row.kind)
             if found is not None:

@@ -116,3 +116,29 @@ def test_a_number_the_contract_takes_but_no_phone_can_have_is_skipped(clean, mon
     use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {"customer": ["sms"]}}})
     [row] = messages(run_job(phone="+10000000"))
     assert row.status == "skipped" and row.detail["reason"].startswith("invalid phone number")
+
+
+def test_the_tenants_template_is_what_is_sent(clean, monkeypatch, tmp_path):
+    import json
+
+    from .conftest import VAR
+
+    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "channels": {"customer": ["sms"]},
+                                                      "templates": {"invoice": {"sms": "Pay {{ invoice.total }} by "
+                                                                                       "{{ invoice.due }} ({{ job.number }})"}}}})
+    [row] = messages(run_job())
+    [line] = (VAR / "outbox" / "sms.jsonl").read_text().splitlines()
+    sent = json.loads(line)
+    assert sent["key"] == row.idempotency_key and sent["body"].startswith("Pay $251.10 by ") and sent["body"].endswith("(1)")
+
+
+def test_cli_preview_prints_every_field_and_the_segments(capsys, monkeypatch, tmp_path):
+    from invoicer.cli import main
+
+    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {"name": "Acme", "locale": "pl_PL",
+                                                      "templates": {"invoice": {"sms": "Zażółć {{ invoice.total }}"}}}})
+    assert main(["templates", "preview", "acme-hvac", "invoice"]) == 0
+    out = capsys.readouterr().out
+    assert "--- subject\nInvoice INV-000001 from Acme" in out and "--- sms\nZażółć 251,10 USD" in out
+    assert "--- sms segments: 1 (UCS-2," in out
+    assert main(["templates", "preview", "nobody"]) == 1
