@@ -6,6 +6,7 @@ import pytest
 from invoicer import notify
 from invoicer.config import ConfigError, Tenant, load_tenants
 
+from .providers.channels import own_tenants_forgotten  # noqa: F401  (autouse)
 from .providers.channels import messages, run_job, use_tenants
 
 TENANT = Tenant(name="Acme <Heating> & Cooling", platforms={"b": {"provider": "local"}},

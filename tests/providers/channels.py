@@ -6,6 +6,7 @@ import json
 import time
 from contextlib import contextmanager
 
+import pytest
 import yaml
 from sqlalchemy import select
 
@@ -15,6 +16,13 @@ from invoicer.models import Event
 from invoicer.providers.simulate import Running
 
 from ..conftest import make_event
+
+
+@pytest.fixture(autouse=True)
+def own_tenants_forgotten():
+    """A test that used its own tenants file leaves no cached copy of it to the tests after it."""
+    yield
+    config.reset()
 
 
 def use_tenants(monkeypatch, tmp_path, tenants: dict) -> None:
