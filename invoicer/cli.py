@@ -1,4 +1,4 @@
-"""`invoicer`: demo, serve, worker, beat, flower, send, status, dlq, replay, db, providers."""
+"""`invoicer`: demo, serve, worker, beat, flower, send, status, dlq, replay, db, providers, templates."""
 from __future__ import annotations
 
 import argparse
@@ -214,6 +214,25 @@ def _providers(args) -> int:
     return 0
 
 
+def _templates(args) -> int:
+    from . import notify
+    from .config import tenants
+
+    tenant = tenants().get(args.tenant)
+    if tenant is None:
+        print(f"no tenant {args.tenant!r} in the tenants file", file=sys.stderr)
+        return 1
+    out = notify.preview(args.tenant, tenant, args.kind)
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    seg = out.pop("sms_segments")
+    for field, text in out.items():
+        print(f"--- {field}\n{text.rstrip()}")
+    print(f"--- sms segments: {seg['segments']} ({seg['encoding']}, {seg['units']} units)")
+    return 0
+
+
 def _demo(args) -> int:
     from .demo import run
 
@@ -305,6 +324,13 @@ def parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("sandbox", help="serve the vendor simulators on local ports (all, or the platforms named)")
     sb.add_argument("platforms", nargs="*", metavar="PLATFORM", help="provider slugs (default: every simulator)")
     sb.set_defaults(func=_sandbox)
+
+    tp = sub.add_parser("templates", help="render a tenant's message templates with a sample job")
+    tp.add_argument("action", choices=["preview"])
+    tp.add_argument("tenant")
+    tp.add_argument("kind", nargs="?", default="invoice", choices=["invoice", "reminder", "finance"])
+    tp.add_argument("--json", action="store_true", help="print every field and the SMS segments as JSON")
+    tp.set_defaults(func=_templates)
 
     pr = sub.add_parser("providers", help="list registered platforms and channels with their capabilities")
     pr.set_defaults(func=_providers)

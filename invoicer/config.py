@@ -79,12 +79,39 @@ class Branding(BaseModel):
     footer: str | None = None
 
 
+class Channel(BaseModel):
+    """One channel's provider and its non-secret options (host, from, base_url, *_env names ...)."""
+    model_config = ConfigDict(extra="allow")
+    provider: str  # registry slug
+
+
+def _channel(value):
+    return {"provider": value} if isinstance(value, str) else value
+
+
 class Channels(BaseModel):
     model_config = ConfigDict(extra="forbid")
     customer: list[Literal["email", "sms"]] = ["email", "sms"]
     finance_emails: list[str] = []
-    email: str = "local"  # provider slug that sends email
-    sms: str = "local"
+    email: Channel = Channel(provider="local")  # a slug, or {provider: slug, ...options}
+    sms: Channel = Channel(provider="local")
+    slack: Channel | None = None  # the finance team's Slack channel, if any
+    pdf: Literal["attach", "link"] = "attach"  # customer email: the PDF attached, or only its signed link
+
+    _as_channel = field_validator("email", "sms", "slack", mode="before")(_channel)
+
+    def configured(self) -> list[Channel]:
+        return [c for c in (self.email, self.sms, self.slack) if c is not None]
+
+
+class Template(BaseModel):
+    """A tenant's own wording for one message kind (Jinja2, sandboxed); a field left out uses the default."""
+    model_config = ConfigDict(extra="forbid")
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    sms: str | None = None
+    slack: str | None = None
 
 
 class Tenant(BaseModel):
@@ -96,6 +123,7 @@ class Tenant(BaseModel):
     trigger: Literal["first", "signed"] = "first"
     platforms: dict[str, Platform]
     channels: Channels = Channels()
+    templates: dict[Literal["invoice", "reminder", "finance"], Template] = {}
     numbering: Numbering = Numbering()
     branding: Branding = Branding()
     sources: dict[str, Source]
@@ -153,10 +181,22 @@ def load_tenants(path: str | None) -> dict[str, Tenant]:
             problems = check(platform.model_dump(), name) if check else []
             if problems:
                 raise ConfigError("\n".join(f"{origin}: tenants.{slug}.{p}" for p in problems))
-        for kind in ("email", "sms"):
-            provider = getattr(tenant.channels, kind)
-            if not registry.has(provider, f"send_{kind}"):
-                raise ConfigError(f"{origin}: tenants.{slug}.channels.{kind}: no {kind} channel named {provider!r}")
+        for kind, capability in (("email", "send_email"), ("sms", "send_sms"), ("slack", "send_chat")):
+            channel = getattr(tenant.channels, kind)
+            if channel is None:
+                continue
+            if not registry.has(channel.provider, capability):
+                raise ConfigError(f"{origin}: tenants.{slug}.channels.{kind}: no {kind} channel named "
+                                  f"{channel.provider!r}")
+            check = getattr(registry.get(channel.provider), "check_options", None)
+            problems = check(channel.model_dump(), f"channels.{kind}") if check else []
+            if problems:
+                raise ConfigError("\n".join(f"{origin}: tenants.{slug}.{p}" for p in problems))
+        from . import notify
+
+        problems = notify.check_tenant(tenant)
+        if problems:
+            raise ConfigError("\n".join(f"{origin}: tenants.{slug}.{p}" for p in problems))
         for name, source in tenant.sources.items():
             if source.secret_env and not os.environ.get(source.secret_env):
                 raise ConfigError(f"{origin}: tenants.{slug}.sources.{name}.secret_env: "

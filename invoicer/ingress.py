@@ -208,7 +208,8 @@ def create_app() -> FastAPI:
         return JSONResponse(answer, status_code=202)
 
     async def platform_webhook(provider: str, tenant: str | None, request: Request):
-        """A platform's own webhook (Stripe invoice.paid, Xero invoice events), verified by that
+        """A platform's own webhook (Stripe invoice.paid, Xero invoice events) or a message channel's status
+        events (SendGrid Event Webhook, Twilio StatusCallback), verified by that
         platform's scheme against each entry that may have sent it; events go to the tenant whose
         entry accepted them. A platform that sends every account's events to one URL (Xero) is posted to
         /v1/webhooks/<provider>; each entry then keeps the events of its own account."""
@@ -216,7 +217,7 @@ def create_app() -> FastAPI:
         if body is None:
             return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
         entries = [(slug, conf) for slug, t in tenants().items() if tenant in (None, slug)
-                   for conf in t.platforms.values() if conf.provider == provider]
+                   for conf in [*t.platforms.values(), *t.channels.configured()] if conf.provider == provider]
         if not entries or not registry.has(provider, "parse_webhook"):
             return _error(404, "not_found", "no such webhook endpoint")
         cls = registry.get(provider)

@@ -71,13 +71,13 @@ class SystemCollector:
             finally:
                 client.close()
         yield depth
-        open_ = GaugeMetricFamily("invoicer_deliveries", "Deliveries not finished, by kind and state",
+        open_ = GaugeMetricFamily("invoicer_deliveries", "Deliveries not finished (or waiting for a person: dead, review), by kind and state",
                                   labels=["kind", "status"])
         d = db.deliveries.c
         try:
             with db.engine().connect() as conn:
                 rows = conn.execute(select(d.kind, d.status, func.count()).where(
-                    d.status.in_(("pending", "running", "retry", "dead"))).group_by(d.kind, d.status)).all()
+                    d.status.in_(("pending", "running", "retry", "dead", "review"))).group_by(d.kind, d.status)).all()
         except Exception:
             rows = []
         for kind, status, n in rows:

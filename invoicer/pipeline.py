@@ -25,7 +25,9 @@ from .store import audit, idempotency_key, insert_ignore
 
 log = logs.get("invoicer.pipeline")
 DISCARDED = "discarded"  # a dead letter an operator gave up on (`invoicer dlq discard`)
-TERMINAL = ("done", "skipped", DISCARDED)
+# review: a message whose outcome only a person can settle
+TERMINAL = ("done", "skipped", "review", DISCARDED)
+MESSAGES = ("email", "sms", "slack")
 BATCH = 50  # invoices per request, where a platform takes many (Xero)
 
 
@@ -246,14 +248,17 @@ def _done(row, doc: dict, result: dict, started: float) -> list[tuple[str, int]]
     delivery_id = row.id
     try:
         with eng.begin() as conn:
+            status = result.get("status", "done")
             conn.execute(update(db.deliveries).where(d.id == delivery_id).values(
-                status="done", claimed_until=None, next_attempt_at=None, updated_at=db.utcnow(), last_error=None,
+                status=status, claimed_until=None, next_attempt_at=None, updated_at=db.utcnow(), last_error=None,
                 external_id=result.get("external_id"), external_number=result.get("number"),
                 url=result.get("url"), detail=result.get("detail")))
             _attempt(conn, row, "ok", None, started)
-            audit(conn, doc["tenant"], f"{row.kind}_done", job_pk=doc["job_pk"], invoice_id=row.invoice_id,
-                  delivery_id=row.id, target=row.target, attempt=row.attempts,
-                  external_id=result.get("external_id"))
+            audit(conn, doc["tenant"], f"{row.kind}_done" if status == "done" else f"{row.kind}_{status}",
+                  job_pk=doc["job_pk"], invoice_id=row.invoice_id, delivery_id=row.id, target=row.target,
+                  attempt=row.attempts, external_id=result.get("external_id"))
+            if status == "review":
+                conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(needs_review=True))
             follow = advance(conn, row.invoice_id)
     except DBAPIError:
         # the effect happened but was not recorded: give the lease back so the retry (which looks the
@@ -422,7 +427,7 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
         stage = "notify"  # every channel was skipped: nothing to wait for
     else:
         stage = inv.stage
-    if stage == "notify" and complete({"email", "sms"}):
+    if stage == "notify" and complete(set(MESSAGES)):
         move("done")
         now = db.utcnow()
         conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(
@@ -512,16 +517,34 @@ def _pdf(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
 
 
 def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
+    """Send one message, once where the channel can tell: after an attempt whose outcome is unknown,
+    look the message up at the vendor (find_message); a channel that cannot look sends again only if
+    it is at-least-once by design (resend_after_unknown), else the delivery waits for a person (review)."""
+    d, a = db.deliveries.c, db.attempts.c
     with ctx.engine.connect() as conn:
-        pdf_row = conn.execute(select(db.deliveries).where(db.deliveries.c.invoice_id == row.invoice_id,
-                                                           db.deliveries.c.kind == "pdf")).first()
-    message = notify.compose(row, doc, pdf_row, ctx.var_dir)
-    provider = registry.get(row.provider)({}, ctx)
-    sent = provider.send_email(message) if row.kind == "email" else provider.send_sms(message)
-    return {"external_id": sent.external_id, "detail": sent.detail}
+        pdf_row = conn.execute(select(db.deliveries).where(d.invoice_id == row.invoice_id, d.kind == "pdf")).first()
+        unknown = conn.execute(select(func.count()).select_from(db.attempts).where(
+            a.delivery_id == row.id, a.error_type == "OutcomeUnknown")).scalar() if row.attempts > 1 else 0
+    message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir)
+    provider = registry.get(row.provider)(notify.channel_options(tenant, row.kind), ctx)
+    if unknown:
+        if (row.detail or {}).get("events"):  # the vendor's own status event already named it: it went
+            return {"external_id": row.external_id, "detail": {**row.detail, "found_existing": True}}
+        if "find_message" in provider.capabilities:
+            found = provider.find_message(message, row.kind)
+            if found is not None:
+                return {"external_id": found.external_id,
+                        "detail": {"status": "sent", **found.detail, "found_existing": True}}
+        elif not provider.resend_after_unknown:
+            return {"status": "review", "detail": {
+                "status": "unknown", "reason": f"an earlier attempt may have sent it and {row.provider} cannot be "
+                                              "asked; not sent again: check the recipient's copy"}}
+    send = {"email": provider.send_email, "sms": provider.send_sms, "slack": provider.send_chat}[row.kind]
+    sent = send(message)
+    return {"external_id": sent.external_id, "detail": {"status": "sent", **sent.detail}}
 
 
-_HANDLERS = {"invoice": _invoice, "pdf": _pdf, "email": _message, "sms": _message}
+_HANDLERS = {"invoice": _invoice, "pdf": _pdf, "email": _message, "sms": _message, "slack": _message}
 
 
 # ---------------------------------------------------------------- sweeps and dead letters
@@ -576,6 +599,8 @@ def counts() -> dict:
 
 def apply_webhook(tenant: str, provider: str, event) -> str:
     """Record what a platform's verified webhook says about one of our invoices; idempotent."""
+    if event.type.startswith("message."):
+        return apply_message_event(tenant, provider, event)
     d, i = db.deliveries.c, db.invoices.c
     with db.engine().begin() as conn:
         row = conn.execute(select(db.invoices).join(db.deliveries, d.invoice_id == i.id).where(
@@ -596,3 +621,46 @@ def apply_webhook(tenant: str, provider: str, event) -> str:
         audit(conn, tenant, "invoice_paid" if full else "payment_partial", job_pk=row.job_pk, invoice_id=row.id,
               provider=provider, external_id=event.external_id, amount_paid=str(paid))
     return "paid" if full else "partial"
+
+
+# a message's status only moves forward; bounced and failed are final
+MESSAGE_RANK = {"unknown": 0, "queued": 1, "sent": 2, "delivered": 3, "bounced": 4, "failed": 4}
+
+
+def apply_message_event(tenant: str, provider: str, event) -> str:
+    """A channel's verified status event (SendGrid Event Webhook, Twilio StatusCallback) for one of our
+    messages, found by our delivery key (`event.reference`) or the vendor's message id; idempotent.
+    A delivery left for review after an unknown outcome is settled by the vendor's word that it went."""
+    d, i = db.deliveries.c, db.invoices.c
+    status = event.type.removeprefix("message.")
+    where = d.idempotency_key == event.reference if event.reference else d.external_id == event.external_id
+    with db.engine().begin() as conn:
+        row = conn.execute(select(db.deliveries, i.job_pk).join(db.invoices, i.id == d.invoice_id).where(
+            where, i.tenant == tenant, d.provider == provider, d.kind.in_(MESSAGES)).with_for_update(of=db.deliveries)
+        ).first()
+        if row is None:
+            return "unknown_message"
+        if status not in MESSAGE_RANK:
+            return "ignored"
+        detail = dict(row.detail or {})
+        current = detail.get("status", "queued")
+        seen = [e for e in detail.get("events", []) if isinstance(e, dict)]
+        values = {}
+        if row.status != "done" and status != "queued":
+            values.update(status="done", claimed_until=None, next_attempt_at=None)  # the vendor says it went
+        if MESSAGE_RANK[status] <= MESSAGE_RANK.get(current, 0) and not values:
+            return "unchanged"
+        if MESSAGE_RANK[status] > MESSAGE_RANK.get(current, 0):
+            detail["status"] = status
+            if event.raw.get("reason"):
+                detail["status_reason"] = str(event.raw["reason"])[:200]
+        detail["events"] = (seen + [{"status": status, "at": db.utcnow().isoformat()}])[-20:]
+        if event.external_id and not row.external_id:
+            values["external_id"] = event.external_id
+        conn.execute(update(db.deliveries).where(d.id == row.id).values(detail=detail, updated_at=db.utcnow(),
+                                                                         **values))
+        audit(conn, tenant, f"message_{status}", job_pk=row.job_pk, invoice_id=row.invoice_id, delivery_id=row.id,
+              provider=provider, kind=row.kind, external_id=event.external_id)
+        if values.get("status") == "done":
+            advance(conn, row.invoice_id)
+    return status

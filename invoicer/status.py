@@ -19,6 +19,17 @@ def mask(contact: str | None) -> str | None:
     return f"{contact[:3]}***{contact[-2:]}"
 
 
+def message_status(d) -> str:
+    """queued, sent, delivered, bounced, failed (as the vendor last said), skipped, or unknown (review)."""
+    if d.status in ("pending", "running", "retry"):
+        return "queued"
+    if d.status == "dead":
+        return "failed"
+    if d.status == "skipped":
+        return "skipped"
+    return (d.detail or {}).get("status") or ("unknown" if d.status == "review" else "sent")
+
+
 def _iso(value):
     return value.isoformat() if value else None
 
@@ -62,9 +73,11 @@ def job_status(tenant: str, job_id: str) -> dict | None:
                 "url": sign_link(cfg.public_url, cfg.secret_key, pdf.id)
                 if pdf.status == "done" and cfg.secret_key else None},
             "notifications": [{"channel": d.kind, "to": d.target, "recipient": mask(d.recipient),
-                               "provider": d.provider, "reason": (d.detail or {}).get("reason")
-                               if d.status == "skipped" else None, **step(d)}
-                              for d in mine if d.kind in ("email", "sms")],
+                               "provider": d.provider, "message_id": d.external_id,
+                               "message_status": message_status(d),
+                               "reason": (d.detail or {}).get("reason")
+                               if d.status in ("skipped", "review") else None, **step(d)}
+                              for d in mine if d.kind in ("email", "sms", "slack")],
         }
 
     return {

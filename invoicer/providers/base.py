@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..errors import ProviderError, Unsupported
+from ..errors import AuthFailed, MappingMissing, ProviderError, Unsupported
 
 CAPABILITIES = ("create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
-                "payment_link", "create_batch", "send_email", "send_sms")
+                "payment_link", "create_batch", "send_email", "send_sms", "send_chat", "find_message")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class Message:
     text: str
     attachment: tuple[str, bytes] | None = None  # (filename, PDF bytes)
     tenant: str = ""
+    html: str | None = None  # the HTML body of an email, beside `text`
+    data: dict = field(default_factory=dict)  # the facts behind it (customer, job, total, due, links): Slack blocks
+    delivery_id: int | None = None  # our delivery row, carried to the vendor where it can hold it
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,10 @@ class PaymentStatus:
 @dataclass(frozen=True)
 class WebhookEvent:
     """One verified vendor event, normalised; the raw payload is kept beside it."""
-    type: str  # invoice.paid | invoice.payment_partial | invoice.voided | other
+    type: str  # invoice.paid | invoice.payment_partial | invoice.voided | message.<status> | other
     external_id: str
     amount_paid: Decimal | None = None
+    reference: str | None = None  # our own key when the vendor echoes it (message events: the delivery key)
     raw: dict = field(default_factory=dict)
 
 
@@ -63,10 +67,27 @@ class Provider:
     slug: str = ""
     capabilities: frozenset[str] = frozenset()
     shared_webhook_url = False  # True: one webhook URL for all accounts; each entry keeps its own events
+    # a message channel that cannot look an earlier send up (find_message): True = after an unknown
+    # outcome send again anyway (at least once: SMTP, or sends idempotent by themselves); False = stop
+    # and mark the delivery for review, so a person decides
+    resend_after_unknown = False
 
     def __init__(self, options: dict[str, Any] | None = None, ctx: Any = None):
         self.options = options or {}
         self.ctx = ctx
+
+    def env_secret(self, option: str, what: str) -> str:
+        """The secret in the environment variable that option `option` names (MappingMissing when the
+        option is not set, AuthFailed when the variable is empty)."""
+        import os
+
+        name = self.options.get(option)
+        if not name:
+            raise MappingMissing(f"{self.slug}: option {option} ({what}) is not set")
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise AuthFailed(f"{self.slug}: environment variable {name} ({what}) is not set")
+        return value
 
     def create_invoice(self, invoice: dict, key: str) -> Created:
         raise Unsupported(f"{self.slug} cannot create invoices")
@@ -97,3 +118,10 @@ class Provider:
 
     def send_sms(self, message: Message) -> Sent:
         raise Unsupported(f"{self.slug} cannot send SMS")
+
+    def send_chat(self, message: Message) -> Sent:
+        raise Unsupported(f"{self.slug} cannot post chat messages")
+
+    def find_message(self, message: Message, kind: str) -> Sent | None:
+        """After an unknown outcome: the message an earlier attempt sent, if the vendor can tell."""
+        raise Unsupported(f"{self.slug} cannot look messages up")

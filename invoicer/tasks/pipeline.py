@@ -46,4 +46,5 @@ def send_message(self, delivery_id: int) -> None:
     _run(delivery_id)
 
 
-BY_KIND = {"invoice": create_invoice, "pdf": render_pdf, "email": send_message, "sms": send_message}
+BY_KIND = {"invoice": create_invoice, "pdf": render_pdf, "email": send_message, "sms": send_message,
+           "slack": send_message}

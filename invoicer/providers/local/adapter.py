@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import time
-from email.message import EmailMessage
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +21,7 @@ from ...documents import write_atomic
 from ...errors import Rejected, Unavailable
 from ..base import Created, Message, Provider, Sent
 from ..registry import register
+from ..smtp.transform import to_mime
 from . import transform
 
 
@@ -29,6 +29,7 @@ from . import transform
 class Local(Provider):
     slug = "local"
     capabilities = frozenset({"create_invoice", "find_invoice", "send_email", "send_sms"})
+    resend_after_unknown = True  # its sends look their key up first: sending again cannot double
 
     def _behave(self) -> None:
         if self.options.get("reject"):
@@ -66,15 +67,8 @@ class Local(Provider):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{message.key}.eml"
         if not path.exists():
-            mail = EmailMessage()
-            mail["To"] = message.to
-            mail["From"] = f"invoices@{message.tenant}.invoicer.local"
-            mail["Subject"] = message.subject
-            mail["Message-ID"] = f"<{message.key}@invoicer.local>"
-            mail.set_content(message.text)
-            if message.attachment:
-                name, data = message.attachment
-                mail.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+            mail = to_mime(message, {"from": f"invoices@{message.tenant}.invoicer.local",
+                                     "message_id_domain": "invoicer.local"})
             write_atomic(path, bytes(mail))
         self._answer_delay()
         return Sent(external_id=message.key, detail={"file": str(path)})

@@ -1,0 +1,1 @@
+"""Twilio SendGrid: email through v3 Mail Send with the official `sendgrid` library."""

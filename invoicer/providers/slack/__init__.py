@@ -1,0 +1,1 @@
+"""Slack: the finance team's channel, a Block Kit message per invoice."""

@@ -1,0 +1,1 @@
+"""Twilio Programmable Messaging: SMS through the official `twilio` library."""

@@ -1,0 +1,97 @@
+"""SMTP over a real local mail server (aiosmtpd): STARTTLS, login, the message as sent, each failure
+as its typed error, and what a retry after an unknown outcome does (sends again, same Message-ID)."""
+from __future__ import annotations
+
+import pytest
+
+from invoicer.errors import AuthFailed, OutcomeUnknown, Rejected, Unavailable
+from invoicer.providers.base import Message
+from invoicer.providers.smtp.adapter import Smtp
+from invoicer.providers.smtp.simulator import SmtpSimulator
+
+from ...conftest import free_port
+from ..channels import messages, one_channel, run_job
+
+
+@pytest.fixture(scope="module")
+def server():
+    sim = SmtpSimulator().start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(server, monkeypatch):
+    server.messages.clear()
+    server.faults.clear()
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    return server
+
+
+MSG = Message(key="d" * 64, to="huong@example.com", subject="Invoice ACME-1", text="Hello\n", html="<p>Hello</p>",
+              attachment=("ACME-1.pdf", b"%PDF-1.7 x"))
+
+
+def test_sends_over_starttls_with_login(sim):
+    sent = Smtp(sim.channel(), None).send_email(MSG)
+    [got] = sim.messages
+    assert got["tls"] and got["auth"] and got["to"] == ["huong@example.com"]
+    assert got["from"] == "billing@acme.example"
+    assert got["mail"]["Message-ID"] == sent.external_id == f"<{'d' * 64}@acme.example>"
+    assert sent.detail["smtp_reply"].startswith("250")
+    [pdf] = list(got["mail"].iter_attachments())
+    assert pdf.get_content() == b"%PDF-1.7 x"
+
+
+def test_a_temporary_refusal_is_retried_a_permanent_one_is_not(sim):
+    provider = Smtp(sim.channel(), None)
+    sim.inject("421")
+    with pytest.raises(Unavailable) as exc:
+        provider.send_email(MSG)
+    assert not isinstance(exc.value, OutcomeUnknown) and exc.value.status == 421
+    sim.inject("550")
+    with pytest.raises(Rejected, match="550"):
+        provider.send_email(MSG)
+    assert sim.messages == []
+
+
+def test_a_wrong_password_is_auth_failed(sim, monkeypatch):
+    monkeypatch.setenv("INVOICER_SANDBOX_SMTP_PASSWORD", "wrong")
+    with pytest.raises(AuthFailed):
+        Smtp(sim.channel(), None).send_email(MSG)
+
+
+def test_no_server_is_unavailable_and_nothing_was_sent(sim):
+    with pytest.raises(Unavailable) as exc:
+        Smtp(sim.channel(port=free_port()), None).send_email(MSG)
+    assert not isinstance(exc.value, OutcomeUnknown)
+
+
+def test_a_connection_lost_after_the_data_is_an_unknown_outcome(sim):
+    sim.inject("drop")
+    with pytest.raises(OutcomeUnknown):
+        Smtp(sim.channel(), None).send_email(MSG)
+    assert len(sim.messages) == 1  # the server had it
+
+
+def test_in_the_pipeline_a_retry_after_an_unknown_outcome_sends_again_with_the_same_message_id(
+        clean, sim, monkeypatch, tmp_path):
+    """SMTP cannot be asked whether a message went: at least once, documented in docs/notifications.md."""
+    one_channel(monkeypatch, tmp_path, "email", sim.channel())
+    sim.inject("drop")
+    [row] = messages(run_job())
+    assert row.status == "done" and row.attempts == 2 and row.detail["status"] == "sent"
+    assert [m["mail"]["Message-ID"] for m in sim.messages] == [row.external_id] * 2
+    mail = sim.messages[-1]["mail"]
+    assert mail["Subject"] == "Invoice INV-000001 from Acme"
+    assert [a.get_filename() for a in mail.iter_attachments()] == ["INV-000001.pdf"]
+    assert "/v1/documents/" in mail.get_body(("plain",)).get_content()
+
+
+def test_link_instead_of_attachment_per_tenant(clean, sim, monkeypatch, tmp_path):
+    one_channel(monkeypatch, tmp_path, "email", sim.channel(), pdf="link")
+    run_job()
+    [got] = sim.messages
+    assert list(got["mail"].iter_attachments()) == []
+    assert "is attached" not in got["mail"].get_body(("plain",)).get_content()
