@@ -76,8 +76,9 @@ class SystemCollector:
         d = db.deliveries.c
         try:
             with db.engine().connect() as conn:
-                rows = conn.execute(select(d.kind, d.status, func.count()).where(
-                    d.status.in_(("pending", "running", "retry", "dead", "review"))).group_by(d.kind, d.status)).all()
+                waiting = d.status.in_(("pending", "running", "retry", "dead", "review"))
+                rows = conn.execute(select(d.kind, d.status, func.count()).where(waiting)
+                                    .group_by(d.kind, d.status)).all()
         except Exception:
             rows = []
         for kind, status, n in rows:
