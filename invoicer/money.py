@@ -114,3 +114,18 @@ def price(job) -> tuple[list[Line], list[Discount], Totals]:
         tax = round_money(job.tax.rate * taxable * (subtotal - discount) / subtotal, cur) if subtotal else Decimal(0)
         total = subtotal - discount + tax
         return lines, discounts, Totals(subtotal, discount, base, tax, total)
+
+
+def applied_discounts(doc: dict) -> list[tuple[str, Decimal]]:
+    """Each discount of a canonical invoice (pipeline.document) as (label, amount it takes): capped
+    together at doc["discount_total"] as `price` caps them, zero ones left out; a percent discount's
+    label says its rate ("Member discount (10%)"). For platforms that carry discounts as amounts."""
+    out = []
+    remaining = Decimal(doc["discount_total"])
+    for d in doc["discounts"]:
+        amount = min(Decimal(d["amount"]), remaining)
+        remaining -= amount
+        if amount > 0:
+            rate = f" ({format(Decimal(d['percent']).normalize(), 'f')}%)" if d.get("percent") is not None else ""
+            out.append((f"{d['description']}{rate}", amount))
+    return out

@@ -1,0 +1,98 @@
+"""The whole pipeline on simulators: one job for a tenant on Stripe and Square whose `pay_link` names
+Square, so Square's payment page (not Stripe's) is the Pay online link on the PDF and in the SMS; then
+Square's signed `invoice.payment_made` through POST /v1/webhooks/square/{tenant} marks it paid."""
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pytest
+import requests
+import yaml
+from sqlalchemy import select
+
+from invoicer import config, db
+from invoicer.config import ConfigError
+from invoicer.providers.simulate import Running
+from invoicer.providers.square.simulator import SquareSimulator
+from invoicer.providers.stripe.simulator import StripeSimulator
+
+from ...conftest import VAR, answers, free_port, make_event, wait_for
+
+
+@pytest.fixture
+def sims():
+    with Running(SquareSimulator()) as square, Running(StripeSimulator()) as stripe:
+        yield square, stripe
+
+
+def tenants_file(tmp_path, square, stripe, **extra) -> str:
+    platforms = {"square": square.sim.platform(square.url),
+                 "stripe": {"provider": "stripe", "base_url": stripe.url, "api_key_env": "E2E_STRIPE_KEY",
+                            "webhook_secret_env": "E2E_STRIPE_HOOK", "account": "e2e"}}
+    tenant = {"name": "Pay Co", "platforms": platforms, "channels": {"customer": ["email", "sms"]},
+              "sources": {"*": {"unsigned": True}}, **extra}
+    path = tmp_path / "tenants.yaml"
+    path.write_text(yaml.safe_dump({"tenants": {"pay-co": tenant}}))
+    return str(path)
+
+
+def test_pay_link_must_name_a_payment_platform_of_the_tenant(tmp_path, sims, monkeypatch):
+    square, stripe = sims
+    for name, value in {**square.sim.env(), "E2E_STRIPE_KEY": "sk_test_sim", "E2E_STRIPE_HOOK": "whsec_x"}.items():
+        monkeypatch.setenv(name, value)
+    assert config.load_tenants(tenants_file(tmp_path, square, stripe, pay_link="square"))["pay-co"].pay_link == "square"
+    for wrong in ("paypal", "nowhere"):
+        with pytest.raises(ConfigError, match=f"tenants.pay-co.pay_link: '{wrong}'"):
+            config.load_tenants(tenants_file(tmp_path, square, stripe, pay_link=wrong))
+
+
+def test_square_invoice_its_pay_link_and_its_paid_webhook(procs, tmp_path, sims):
+    square, stripe = sims
+    env = {**square.sim.env(), "E2E_STRIPE_KEY": next(iter(stripe.sim.api_keys)),
+           "E2E_STRIPE_HOOK": stripe.sim.webhook_secret,
+           "INVOICER_CONFIG": tenants_file(tmp_path, square, stripe, pay_link="square")}
+    port = free_port()
+    procs.start("serve", "--port", str(port), "--log-level", "warning", env=env)
+    procs.worker(env=env)
+    wait_for(lambda: answers(port, "/readyz"), 30, what="ingress")
+    base = f"http://127.0.0.1:{port}"
+    assert requests.post(f"{base}/v1/events", json=make_event(tenant="pay-co"), timeout=10).status_code == 202
+
+    def done():
+        s = requests.get(f"{base}/v1/jobs/pay-co/J-1", timeout=10).json()
+        return s if s.get("state") in ("done", "failed") else None
+
+    status = wait_for(done, 60, what="the job on Square and Stripe")
+    assert status["state"] == "done", status
+    [invoice] = status["invoices"]
+    [sq] = square.sim.invoices.values()
+    order = square.sim.orders[sq["order_id"]]
+    assert Decimal(invoice["total"]) == Decimal("251.10") and order["total_money"] == {"amount": 25110,
+                                                                                      "currency": "USD"}
+    assert sq["status"] == "UNPAID" and sq["invoice_number"] == invoice["number"]
+    pay_url = sq["public_url"]
+    [st] = stripe.sim.invoices.values()
+    assert stripe.sim._invoice_view(st)["hosted_invoice_url"] != pay_url
+
+    from pypdf import PdfReader
+
+    pdf = requests.get(invoice["pdf"]["url"].replace("http://127.0.0.1:8000", base), timeout=10)
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).replace("\n", "")
+    assert pay_url in text and "/i/" not in text  # Square's page, not Stripe's
+    assert pay_url in (VAR / "outbox" / "sms.jsonl").read_text()
+
+    hook = f"{base}/v1/webhooks/square/pay-co"
+    body, headers = square.sim.pay(sq["id"], hook)
+    assert requests.post(hook, data=body.replace(b'"PAID"', b'"UNPAID"'), headers=headers,
+                         timeout=10).status_code == 401
+    other_url = square.sim.signed(square.sim.event("invoice.payment_made", sq["id"]), "https://elsewhere/hook")
+    assert requests.post(hook, data=other_url[0], headers=other_url[1], timeout=10).status_code == 401
+    ok = requests.post(hook, data=body, headers=headers, timeout=10)
+    assert ok.status_code == 200 and ok.json()["outcomes"] == ["paid"]
+    assert requests.post(hook, data=body, headers=headers, timeout=10).json()["outcomes"] == ["unchanged"]
+    paid = requests.get(f"{base}/v1/jobs/pay-co/J-1", timeout=10).json()["invoices"][0]
+    assert Decimal(paid["amount_paid"]) == Decimal("251.10") and paid["paid_at"]
+    with db.engine().connect() as conn:
+        audit = conn.execute(select(db.audit_log.c.action, db.audit_log.c.detail)).all()
+    assert [d["provider"] for a, d in audit if a == "invoice_paid"] == ["square"]
