@@ -42,10 +42,16 @@ def errors(check, body: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"[:300] for e in found]
 
 
-def _resolve(components: dict, schema: dict) -> dict:
+def _properties(components: dict, schema: dict) -> tuple[dict | None, dict]:
+    """(declared properties, or None for a schema that declares none; the schema) after $ref and allOf."""
     while "$ref" in schema:
         schema = components["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-    return schema
+    props = dict(schema["properties"]) if "properties" in schema else None
+    for part in schema.get("allOf") or []:
+        more, _ = _properties(components, part)
+        if more is not None:
+            props = {**(props or {}), **more}
+    return props, schema
 
 
 def unknown(path: str, schema: str, body: Any) -> list[str]:
@@ -57,11 +63,11 @@ def unknown(path: str, schema: str, body: Any) -> list[str]:
     found: list[str] = []
 
     def walk(node: Any, sch: dict, where: str) -> None:
-        sch = _resolve(components, sch)
-        if isinstance(node, dict) and "properties" in sch:
+        props, sch = _properties(components, sch)
+        if isinstance(node, dict) and props is not None:
             for k, v in node.items():
-                if k in sch["properties"]:
-                    walk(v, sch["properties"][k], f"{where}/{k}" if where else k)
+                if k in props:
+                    walk(v, props[k], f"{where}/{k}" if where else k)
                 elif not sch.get("additionalProperties"):
                     found.append(f"{where}/{k}" if where else k)
         elif isinstance(node, list) and "items" in sch:

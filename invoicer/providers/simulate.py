@@ -90,9 +90,23 @@ class Simulator:
         self.lock = threading.Lock()
         self.received: list[Request] = []
         self.faults: deque[str] = AimedFaults(self)
+        self._windows: dict[str, deque] = {}
+        self._window_lock = threading.Lock()
         self.latency_ms = 0
         self.stall_seconds = 35.0
         self._compiled = [(m, re.compile(f"^{p}$"), h) for m, p, h in self.routes]
+
+    def over_limit(self, key: str, limit: int, now: float, window: float = 1.0) -> bool:
+        """True when `key` already made `limit` requests in the `window` seconds before `now` (a vendor's
+        rate limit); otherwise this request is counted."""
+        with self._window_lock:
+            hits = self._windows.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return True
+            hits.append(now)
+            return False
 
     def inject(self, *faults: str) -> None:
         self.faults.extend(faults)

@@ -112,7 +112,7 @@ class SquareSimulator(Simulator):
             self.idempotency: dict[tuple, tuple[str, Reply]] = {}
             self.rate_limit = 20
             self.failures: deque[Reply] = deque()
-            self._hits: dict[str, deque] = {}
+            self._windows.clear()
             self._seq = itertools.count(1)
 
     # ------------------------------------------------------------ the sandbox hook
@@ -141,17 +141,6 @@ class SquareSimulator(Simulator):
     def rate_limited(self, request: Request) -> Reply:
         return error(429, "RATE_LIMITED", "Rate limit exceeded. Please retry later.", category="RATE_LIMIT_ERROR")
 
-    def _over_limit(self, token: str) -> bool:
-        now = self.clock()
-        with self._state:
-            hits = self._hits.setdefault(token, deque())
-            while hits and hits[0] <= now - 1:
-                hits.popleft()
-            if len(hits) >= self.rate_limit:
-                return True
-            hits.append(now)
-        return False
-
     def handle(self, request: Request) -> Reply:
         if request.method == "GET" and request.path.startswith("/pay/"):
             return Simulator.handle(self, request)  # the public payment page
@@ -163,7 +152,7 @@ class SquareSimulator(Simulator):
         version = request.headers.get("square-version")
         if version and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", version):
             return error(400, "INVALID_SQUARE_VERSION_FORMAT", f"Invalid Square-Version: {version}")
-        if self._over_limit(token):
+        if self.over_limit(token, self.rate_limit, self.clock()):
             return self.rate_limited(request)
         reply = self._idempotent(request, token)
         reply.headers.setdefault("Square-Version", version or transform.DEFAULT_VERSION)

@@ -86,16 +86,6 @@ def check(doc: dict, options: dict | None = None) -> None:
 
 # ---------------------------------------------------------------- small helpers
 
-def _plain(value: Decimal) -> str:
-    return format(Decimal(value).normalize(), "f")
-
-
-def tax_label(tax: dict) -> str:
-    rate = f"{_plain(Decimal(tax['rate']) * 100)}%"
-    juris = (tax.get("jurisdiction") or "").strip()
-    return f"Tax ({juris} {rate})" if juris else f"Tax ({rate})"
-
-
 def idempotency(key: str, step: str) -> str:
     """Our key for one step (`<key>:order`, `<key>:invoice`, `<key>:publish`), hashed when too long."""
     value = f"{key}:{step}"
@@ -151,8 +141,7 @@ def _line_item(line: dict, currency: str) -> dict:
         quantity, price = str(int(qty)), int(unit)
     else:
         if qty != 1:
-            suffix = " h" if line.get("kind") == "labor" else ""
-            name = f"{name} ({_plain(qty)}{suffix} \u00d7 {format(Decimal(line['unit_price']), 'f')})"
+            name = f"{name} ({money.line_detail(line)})"
         quantity, price = "1", amount
     item: dict[str, Any] = {"name": name[:NAME_MAX], "quantity": quantity, "item_type": "ITEM",
                             "base_price_money": {"amount": price, "currency": currency}}
@@ -179,7 +168,7 @@ def order_body(doc: dict, key: str) -> dict:
                  for i, (label, amount) in enumerate(money.applied_discounts(doc))]
     tax = doc["tax"]
     if Decimal(tax["amount"]) != 0:
-        tax_item = {"uid": TAX_UID, "name": tax_label(tax), "quantity": "1", "item_type": "ITEM",
+        tax_item = {"uid": TAX_UID, "name": money.tax_label(tax), "quantity": "1", "item_type": "ITEM",
                     "base_price_money": money_of(tax["amount"], cur, "tax"), "metadata": {"invoicer_kind": "tax"}}
         if discounts:
             tax_item["pricing_blocklists"] = {"blocked_discounts": [{"discount_uid": d["uid"]} for d in discounts]}

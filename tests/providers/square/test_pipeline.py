@@ -3,7 +3,6 @@ Square, so Square's payment page (not Stripe's) is the Pay online link on the PD
 Square's signed `invoice.payment_made` through POST /v1/webhooks/square/{tenant} marks it paid."""
 from __future__ import annotations
 
-import io
 from decimal import Decimal
 
 import pytest
@@ -17,7 +16,8 @@ from invoicer.providers.simulate import Running
 from invoicer.providers.square.simulator import SquareSimulator
 from invoicer.providers.stripe.simulator import StripeSimulator
 
-from ...conftest import VAR, answers, free_port, make_event, wait_for
+from ...conftest import VAR
+from .. import pdf_text, run_job
 
 
 @pytest.fixture
@@ -52,19 +52,7 @@ def test_square_invoice_its_pay_link_and_its_paid_webhook(procs, tmp_path, sims)
     env = {**square.sim.env(), "E2E_STRIPE_KEY": next(iter(stripe.sim.api_keys)),
            "E2E_STRIPE_HOOK": stripe.sim.webhook_secret,
            "INVOICER_CONFIG": tenants_file(tmp_path, square, stripe, pay_link="square")}
-    port = free_port()
-    procs.start("serve", "--port", str(port), "--log-level", "warning", env=env)
-    procs.worker(env=env)
-    wait_for(lambda: answers(port, "/readyz"), 30, what="ingress")
-    base = f"http://127.0.0.1:{port}"
-    assert requests.post(f"{base}/v1/events", json=make_event(tenant="pay-co"), timeout=10).status_code == 202
-
-    def done():
-        s = requests.get(f"{base}/v1/jobs/pay-co/J-1", timeout=10).json()
-        return s if s.get("state") in ("done", "failed") else None
-
-    status = wait_for(done, 60, what="the job on Square and Stripe")
-    assert status["state"] == "done", status
+    base, status = run_job(procs, env, "pay-co")
     [invoice] = status["invoices"]
     [sq] = square.sim.invoices.values()
     order = square.sim.orders[sq["order_id"]]
@@ -75,10 +63,7 @@ def test_square_invoice_its_pay_link_and_its_paid_webhook(procs, tmp_path, sims)
     [st] = stripe.sim.invoices.values()
     assert stripe.sim._invoice_view(st)["hosted_invoice_url"] != pay_url
 
-    from pypdf import PdfReader
-
-    pdf = requests.get(invoice["pdf"]["url"].replace("http://127.0.0.1:8000", base), timeout=10)
-    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).replace("\n", "")
+    text = pdf_text(base, invoice)
     assert pay_url in text and "/i/" not in text  # Square's page, not Stripe's
     assert pay_url in (VAR / "outbox" / "sms.jsonl").read_text()
 
