@@ -97,3 +97,16 @@ def test_payment_status_and_errors():
     body = {"errors": [{"category": "RATE_LIMIT_ERROR", "code": "RATE_LIMITED", "detail": "slow down"}]}
     assert t.error_codes(body) == [("RATE_LIMIT_ERROR", "RATE_LIMITED")]
     assert t.error_text(body) == "RATE_LIMIT_ERROR/RATE_LIMITED: slow down"
+
+
+def test_discounts_are_capped_together_as_the_money_rules_cap_them():
+    from invoicer import money
+
+    doc = {"discount_total": Decimal("275.00"), "discounts": [
+        {"description": "Loyalty", "amount": Decimal("247.50"), "percent": Decimal("90")},
+        {"description": "Coupon", "amount": Decimal("50.00"), "percent": None},
+        {"description": "Too late", "amount": Decimal("5.00"), "percent": None}]}
+    assert money.applied_discounts(doc) == [("Loyalty (90%)", Decimal("247.50")), ("Coupon", Decimal("27.50"))]
+    assert money.tax_label({"rate": Decimal("0.0825"), "jurisdiction": ""}) == "Tax (8.25%)"
+    assert money.line_detail({"quantity": Decimal("2.50"), "unit_price": Decimal("95.99"), "kind": "labor"}) == \
+        "2.5 h \u00d7 95.99"
