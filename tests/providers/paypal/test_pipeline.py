@@ -6,24 +6,24 @@ from __future__ import annotations
 from decimal import Decimal
 
 import requests
-import yaml
 from sqlalchemy import select
 
 from invoicer import db
-from invoicer.providers.paypal.simulator import PayPalSimulator
-from invoicer.providers.simulate import Running
 
 from ...conftest import VAR
 from .. import pdf_text, run_job
 
 
 def test_paypal_invoice_its_pay_link_and_its_verified_paid_webhook(procs, tmp_path):
-    with Running(PayPalSimulator()) as paypal:
-        tenant = {"name": "Pal Co", "platforms": {"paypal": paypal.sim.platform(paypal.url)},
-                  "channels": {"customer": ["email", "sms"]}, "sources": {"*": {"unsigned": True}}}
+    from invoicer import sandbox
+
+    box = sandbox.start(["paypal"])
+    try:
+        paypal = box["paypal"]
         path = tmp_path / "tenants.yaml"
-        path.write_text(yaml.safe_dump({"tenants": {"pal-co": tenant}}))
-        env = {**paypal.sim.env(), "INVOICER_CONFIG": str(path)}
+        path.write_text(box.tenants_yaml({"pal-co": box.tenant("Pal Co", "paypal",
+                                                                channels={"customer": ["email", "sms"]})}))
+        env = {**box.env, "INVOICER_CONFIG": str(path)}
         base, status = run_job(procs, env, "pal-co")
         [invoice] = status["invoices"]
         [pp] = paypal.sim.invoices.values()
@@ -46,3 +46,5 @@ def test_paypal_invoice_its_pay_link_and_its_verified_paid_webhook(procs, tmp_pa
         with db.engine().connect() as conn:
             audit = conn.execute(select(db.audit_log.c.action, db.audit_log.c.detail)).all()
         assert [d["provider"] for a, d in audit if a == "invoice_paid"] == ["paypal"]
+    finally:
+        box.stop()

@@ -7,51 +7,43 @@ from decimal import Decimal
 
 import pytest
 import requests
-import yaml
 from sqlalchemy import select
 
 from invoicer import config, db
 from invoicer.config import ConfigError
-from invoicer.providers.simulate import Running
-from invoicer.providers.square.simulator import SquareSimulator
-from invoicer.providers.stripe.simulator import StripeSimulator
 
 from ...conftest import VAR
 from .. import pdf_text, run_job
 
 
 @pytest.fixture
-def sims():
-    with Running(SquareSimulator()) as square, Running(StripeSimulator()) as stripe:
-        yield square, stripe
+def box(monkeypatch):
+    from invoicer import sandbox
+
+    box = sandbox.start(["square", "stripe"])
+    for name, value in box.env.items():
+        monkeypatch.setenv(name, value)
+    yield box
+    box.stop()
 
 
-def tenants_file(tmp_path, square, stripe, **extra) -> str:
-    platforms = {"square": square.sim.platform(square.url),
-                 "stripe": {"provider": "stripe", "base_url": stripe.url, "api_key_env": "E2E_STRIPE_KEY",
-                            "webhook_secret_env": "E2E_STRIPE_HOOK", "account": "e2e"}}
-    tenant = {"name": "Pay Co", "platforms": platforms, "channels": {"customer": ["email", "sms"]},
-              "sources": {"*": {"unsigned": True}}, **extra}
+def tenants_file(tmp_path, box, **extra) -> str:
+    tenants = {"pay-co": box.tenant("Pay Co", "square", "stripe", channels={"customer": ["email", "sms"]}, **extra)}
     path = tmp_path / "tenants.yaml"
-    path.write_text(yaml.safe_dump({"tenants": {"pay-co": tenant}}))
+    path.write_text(box.tenants_yaml(tenants))
     return str(path)
 
 
-def test_pay_link_must_name_a_payment_platform_of_the_tenant(tmp_path, sims, monkeypatch):
-    square, stripe = sims
-    for name, value in {**square.sim.env(), "E2E_STRIPE_KEY": "sk_test_sim", "E2E_STRIPE_HOOK": "whsec_x"}.items():
-        monkeypatch.setenv(name, value)
-    assert config.load_tenants(tenants_file(tmp_path, square, stripe, pay_link="square"))["pay-co"].pay_link == "square"
+def test_pay_link_must_name_a_payment_platform_of_the_tenant(tmp_path, box):
+    assert config.load_tenants(tenants_file(tmp_path, box, pay_link="square"))["pay-co"].pay_link == "square"
     for wrong in ("paypal", "nowhere"):
         with pytest.raises(ConfigError, match=f"tenants.pay-co.pay_link: '{wrong}'"):
-            config.load_tenants(tenants_file(tmp_path, square, stripe, pay_link=wrong))
+            config.load_tenants(tenants_file(tmp_path, box, pay_link=wrong))
 
 
-def test_square_invoice_its_pay_link_and_its_paid_webhook(procs, tmp_path, sims):
-    square, stripe = sims
-    env = {**square.sim.env(), "E2E_STRIPE_KEY": next(iter(stripe.sim.api_keys)),
-           "E2E_STRIPE_HOOK": stripe.sim.webhook_secret,
-           "INVOICER_CONFIG": tenants_file(tmp_path, square, stripe, pay_link="square")}
+def test_square_invoice_its_pay_link_and_its_paid_webhook(procs, tmp_path, box):
+    square, stripe = box["square"], box["stripe"]
+    env = {**box.env, "INVOICER_CONFIG": tenants_file(tmp_path, box, pay_link="square")}
     base, status = run_job(procs, env, "pay-co")
     [invoice] = status["invoices"]
     [sq] = square.sim.invoices.values()
