@@ -20,7 +20,7 @@ Tenant options (tenants file, platform entry `{provider: square, ...}`):
 create_invoice: customer (refs -> customer.external_ids["square"] -> search by reference_id -> by
 email -> create) -> POST /v2/orders -> compare Square's total with ours -> POST /v2/invoices (DRAFT)
 -> POST /v2/invoices/{id}/publish with its version. Every create carries an `idempotency_key` made
-from our key per step (`<key>:order`, `<key>:invoice`, `<key>:publish`): a replay answers with the
+from our key per step (`<key>:order`, `<key>:invoice`, `<key>:publish:<version>`): a replay answers with the
 first result. The order id is remembered (refs) as soon as Square gives it, so a retry outside
 Square's replay window reuses it instead of making a second order.
 find_invoice: search the location's invoices of that customer for our invoice number; a DRAFT left
@@ -190,7 +190,8 @@ class Square(Provider):
         for _ in range(2):
             if inv.get("status") != "DRAFT":
                 return transform.created(inv)
-            body = {"version": inv["version"], "idempotency_key": transform.idempotency(key, "publish")}
+            version = inv["version"]
+            body = {"version": version, "idempotency_key": transform.idempotency(key, f"publish:{version}")}
             try:
                 return transform.created(self._request("POST", f"/v2/invoices/{inv['id']}/publish", body)["invoice"])
             except Rejected as exc:

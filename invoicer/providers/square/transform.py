@@ -87,7 +87,7 @@ def check(doc: dict, options: dict | None = None) -> None:
 # ---------------------------------------------------------------- small helpers
 
 def idempotency(key: str, step: str) -> str:
-    """Our key for one step (`<key>:order`, `<key>:invoice`, `<key>:publish`), hashed when too long."""
+    """Our key for one step (`<key>:order`, `<key>:invoice`, `<key>:publish:0`), hashed when too long."""
     value = f"{key}:{step}"
     if len(value) <= KEY_MAX:
         return value

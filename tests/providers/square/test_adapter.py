@@ -77,7 +77,7 @@ def test_create_makes_a_published_invoice_whose_order_totals_ours(sim, tmp_path)
         assert r.headers["authorization"] == f"Bearer {TOKEN}" and r.headers["square-version"] == "2025-08-20"
     keys = [r.json().get("idempotency_key") for r in sim.sim.received if r.method == "POST"
             and not r.path.startswith("/v2/customers/search")]
-    assert keys[1:] == ["a" * 48 + ":order", "a" * 48 + ":invoice", "a" * 48 + ":publish"]
+    assert keys[1:] == ["a" * 48 + ":order", "a" * 48 + ":invoice", "a" * 48 + ":publish:0"]
     assert keys[0].startswith("invoicer:customer:")
 
 
