@@ -406,7 +406,8 @@ def load_invoice(conn: Connection, invoice_id: int) -> dict:
     doc = document(Event.model_validate_json(body), inv.tenant, tenant, inv.number, inv.issued_on, inv.due_days)
     if doc["total"] != inv.total:  # the stored invoice is the record; the money rules must agree with it
         raise RuntimeError(f"invoice {inv.number}: recomputed total {doc['total']} != stored {inv.total}")
-    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision, "pay_url": _pay_url(conn, invoice_id, tenant.pay_link)}
+    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision,
+            "pay_url": _pay_url(conn, invoice_id, tenant.pay_link)}
 
 
 def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_days: int) -> dict:

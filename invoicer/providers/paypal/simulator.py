@@ -291,7 +291,8 @@ class PayPalSimulator(Simulator):
     def _invoice(self, ident: str) -> dict:
         inv = self.invoices.get(ident)
         if inv is None:
-            raise _Fail(error(404, "RESOURCE_NOT_FOUND", "The specified resource does not exist.", "INVALID_RESOURCE_ID",
+            raise _Fail(error(404, "RESOURCE_NOT_FOUND", "The specified resource does not exist.",
+                              "INVALID_RESOURCE_ID",
                               "invoice_id", "Requested resource ID was not found."))
         return inv
 
@@ -328,7 +329,8 @@ class PayPalSimulator(Simulator):
 
     def _signature(self, transmission_id: str, at: str, webhook_id: str, event_bytes: bytes) -> str:
         message = f"{transmission_id}|{at}|{webhook_id}|{zlib.crc32(event_bytes)}".encode()
-        return base64.b64encode(hmac.new(self._signing_key, message, hashlib.sha256).digest()).decode()
+        # hex, not PayPal's base64: the spec's pattern for transmission_sig wants a word character first
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
 
     def _verify(self, request: Request) -> Reply:
         body = self._body(request, "verify_webhook_signature", NOTIFICATIONS)

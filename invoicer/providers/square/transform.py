@@ -137,7 +137,8 @@ def _line_item(line: dict, currency: str) -> dict:
     qty = Decimal(line["quantity"])
     unit = Decimal(line["unit_price"]).scaleb(money.minor_unit(currency))
     name = line["description"]
-    if qty >= 1 and qty == qty.to_integral_value() and unit == unit.to_integral_value() and int(qty) * int(unit) == amount:
+    whole = qty >= 1 and qty == qty.to_integral_value() and unit == unit.to_integral_value()
+    if whole and int(qty) * int(unit) == amount:
         quantity, price = str(int(qty)), int(unit)
     else:
         if qty != 1:

@@ -62,7 +62,8 @@ def test_create_sends_and_returns_the_payer_link(sim, tmp_path):
     [token] = calls(sim, "POST", "/v1/oauth2/token")
     assert token.headers["authorization"].startswith("Basic ") and token.body == b"grant_type=client_credentials"
     [create] = calls(sim, "POST", "/v2/invoicing/invoices")
-    assert create.headers["prefer"] == "return=representation" and create.headers["authorization"].startswith("Bearer A21AA")
+    assert create.headers["prefer"] == "return=representation"
+    assert create.headers["authorization"].startswith("Bearer A21AA")
     assert calls(sim, "POST", f"/v2/invoicing/invoices/{created.external_id}/send")[0].json() == {
         "send_to_recipient": False, "send_to_invoicer": False}
 
