@@ -111,6 +111,7 @@ class PayPalSimulator(Simulator):
             self.clock = clock
             self.token_ttl = 32400
             self.rate_limit = 20
+            self.honour_prefer = True  # False: create answers with a link only, as without the Prefer header
             self.access_tokens: dict[str, float] = {}  # token -> expires at
             self.invoices: dict[str, dict] = {}
             self.emailed: list[str] = []
@@ -284,7 +285,7 @@ class PayPalSimulator(Simulator):
                    status="DRAFT", detail=detail, seq=next(self._seq))
         self._amounts(inv)
         self.invoices[inv["id"]] = inv
-        if "return=representation" in request.headers.get("prefer", ""):
+        if self.honour_prefer and "return=representation" in request.headers.get("prefer", ""):
             return Reply(201, self._view(inv, request))
         return Reply(201, self._links(inv, request.headers.get("host", "127.0.0.1"))[0])
 

@@ -202,3 +202,9 @@ def test_kwd_is_refused_before_any_request(sim, tmp_path):
     with pytest.raises(Rejected, match="KWD"):
         provider(sim, tmp_path).create_invoice(doc, "n" * 48)
     assert sim.sim.received == []
+
+
+def test_a_create_answered_with_a_link_only_is_read_back(sim, tmp_path):
+    sim.sim.honour_prefer = False
+    created = provider(sim, tmp_path).create_invoice(paypal_doc(), "o" * 48)
+    assert sim.sim.invoices[created.external_id]["status"] == "SENT" and created.url
