@@ -122,6 +122,7 @@ class Tenant(BaseModel):
     locale: str = "en_US"
     trigger: Literal["first", "signed"] = "first"
     platforms: dict[str, Platform]
+    pay_link: str | None = None  # the platform (a name under platforms) whose payment page is the Pay online link
     channels: Channels = Channels()
     templates: dict[Literal["invoice", "reminder", "finance"], Template] = {}
     numbering: Numbering = Numbering()
@@ -181,6 +182,11 @@ def load_tenants(path: str | None) -> dict[str, Tenant]:
             problems = check(platform.model_dump(), name) if check else []
             if problems:
                 raise ConfigError("\n".join(f"{origin}: tenants.{slug}.{p}" for p in problems))
+        if tenant.pay_link is not None:
+            chosen = tenant.platforms.get(tenant.pay_link)
+            if chosen is None or not registry.has(chosen.provider, "payment_link"):
+                raise ConfigError(f"{origin}: tenants.{slug}.pay_link: {tenant.pay_link!r} is not one of this "
+                                  f"tenant's payment platforms")
         for kind, capability in (("email", "send_email"), ("sms", "send_sms"), ("slack", "send_chat")):
             channel = getattr(tenant.channels, kind)
             if channel is None:

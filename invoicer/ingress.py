@@ -224,7 +224,9 @@ def create_app() -> FastAPI:
         outcomes, verified = [], False
         for slug, conf in entries:
             try:
-                events = cls(conf.model_dump(), None).parse_webhook(dict(request.headers), body, str(request.url))
+                # in a thread: some platforms verify by calling the vendor (PayPal's verify-webhook-signature)
+                events = await run_in_threadpool(cls(conf.model_dump(), None).parse_webhook, dict(request.headers),
+                                                 body, str(request.url))
             except AuthFailed:
                 continue
             except Rejected as exc:

@@ -114,3 +114,32 @@ def price(job) -> tuple[list[Line], list[Discount], Totals]:
         tax = round_money(job.tax.rate * taxable * (subtotal - discount) / subtotal, cur) if subtotal else Decimal(0)
         total = subtotal - discount + tax
         return lines, discounts, Totals(subtotal, discount, base, tax, total)
+
+
+def applied_discounts(doc: dict) -> list[tuple[str, Decimal]]:
+    """Each discount of a canonical invoice (pipeline.document) as (label, amount it takes): capped
+    together at doc["discount_total"] as `price` caps them, zero ones left out; a percent discount's
+    label says its rate ("Member discount (10%)"). For platforms that carry discounts as amounts."""
+    out = []
+    remaining = Decimal(doc["discount_total"])
+    for d in doc["discounts"]:
+        amount = min(Decimal(d["amount"]), remaining)
+        remaining -= amount
+        if amount > 0:
+            rate = f" ({format(Decimal(d['percent']).normalize(), 'f')}%)" if d.get("percent") is not None else ""
+            out.append((f"{d['description']}{rate}", amount))
+    return out
+
+
+def tax_label(tax: dict) -> str:
+    """How an invoice names its tax where a platform carries it as one amount: "Tax (FL 8%)"."""
+    rate = f"{format((Decimal(tax['rate']) * 100).normalize(), 'f')}%"
+    juris = (tax.get("jurisdiction") or "").strip()
+    return f"Tax ({juris} {rate})" if juris else f"Tax ({rate})"
+
+
+def line_detail(line: dict) -> str:
+    """How a line was made, for platforms that carry it as one amount: "2.5 h \u00d7 95.99"."""
+    qty = format(Decimal(line["quantity"]).normalize(), "f")
+    unit = " h" if line.get("kind") == "labor" else ""
+    return f"{qty}{unit} \u00d7 {format(Decimal(line['unit_price']), 'f')}"

@@ -447,12 +447,13 @@ def load_invoice(conn: Connection, invoice_id: int) -> dict:
     inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id)).first()
     body, received_at = conn.execute(select(db.events.c.body, db.events.c.received_at)
                                      .where(db.events.c.id == inv.event_pk)).one()
-    doc = document(Event.model_validate_json(body), inv.tenant, tenants()[inv.tenant], inv.number, inv.issued_on,
-                   inv.due_days)
+    tenant = tenants()[inv.tenant]
+    doc = document(Event.model_validate_json(body), inv.tenant, tenant, inv.number, inv.issued_on, inv.due_days)
     if doc["total"] != inv.total:  # the stored invoice is the record; the money rules must agree with it
         raise RuntimeError(f"invoice {inv.number}: recomputed total {doc['total']} != stored {inv.total}")
-    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision, "pay_url": _pay_url(conn, invoice_id),
-            "event_pk": inv.event_pk, "received_at": received_at}
+    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision,
+            "pay_url": _pay_url(conn, invoice_id, tenant.pay_link), "event_pk": inv.event_pk,
+            "received_at": received_at}
 
 
 def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_days: int) -> dict:
@@ -481,13 +482,14 @@ def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_d
     }
 
 
-def _pay_url(conn: Connection, invoice_id: int) -> str | None:
-    """The payment link a payment platform gave for this invoice, for the PDF and the messages."""
+def _pay_url(conn: Connection, invoice_id: int, platform: str | None = None) -> str | None:
+    """The payment link a payment platform gave for this invoice, for the PDF and the messages: the
+    tenant's `pay_link` platform's when it names one, else the first payment platform's."""
     d = db.deliveries.c
-    for provider, url in conn.execute(select(d.provider, d.url).where(
+    for target, provider, url in conn.execute(select(d.target, d.provider, d.url).where(
             d.invoice_id == invoice_id, d.kind == "invoice", d.status == "done", d.url.is_not(None))
             .order_by(d.id)):
-        if registry.has(provider, "payment_link"):
+        if registry.has(provider, "payment_link") and platform in (None, target):
             return url
     return None
 

@@ -19,7 +19,7 @@ from typing import Callable
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected, Unavailable
+from ..errors import AuthFailed, MappingMissing, OutcomeUnknown, RateLimited, Rejected, Unavailable
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 30.0
@@ -57,6 +57,18 @@ def size_pool(threads: int) -> None:
 def base_url(slug: str, options: dict, default: str) -> str:
     """Tenant option `base_url`, else INVOICER_<SLUG>_BASE_URL, else the vendor's production URL."""
     return (options.get("base_url") or os.environ.get(f"INVOICER_{slug.upper()}_BASE_URL") or default).rstrip("/")
+
+
+def env_secret(slug: str, options: dict, option: str, what: str) -> str:
+    """The secret in the environment variable a tenant option names: MappingMissing without the
+    option, AuthFailed when the variable is empty. Never echoes the value."""
+    name = options.get(option)
+    if not name:
+        raise MappingMissing(f"{slug}: tenant option {option} (the environment variable with {what}) is not set")
+    value = os.environ.get(str(name), "").strip()
+    if not value:
+        raise AuthFailed(f"{slug}: environment variable {name} ({what}) is not set")
+    return value
 
 
 def retry_after(resp: requests.Response) -> float | None:

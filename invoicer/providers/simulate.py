@@ -57,6 +57,30 @@ class Reply:
 Route = tuple[str, str, Callable[[Request], Reply]]
 
 
+class AimedFaults(deque):
+    """The fault queue, plus faults that wait for a request to match (`Simulator.fault_on`)."""
+
+    def __init__(self, sim: "Simulator"):
+        super().__init__()
+        self.sim = sim
+        self.on: list[tuple[str, str, str]] = []
+
+    def _match(self) -> int | None:
+        if not self.sim.received:  # the request being served was appended just before we are asked
+            return None
+        req = self.sim.received[-1]
+        return next((i for i, (method, pattern, _) in enumerate(self.on)
+                     if req.method == method and re.fullmatch(pattern, req.path)), None)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0 or self._match() is not None
+
+    def popleft(self):
+        if len(self):
+            return super().popleft()
+        return self.on.pop(self._match())[2]
+
+
 class Simulator:
     """Subclass: set `routes` (or override `handle`) and `rate_limited()` for the vendor's 429."""
 
@@ -65,13 +89,32 @@ class Simulator:
     def __init__(self):
         self.lock = threading.Lock()
         self.received: list[Request] = []
-        self.faults: deque[str] = deque()
+        self.faults: deque[str] = AimedFaults(self)
+        self._windows: dict[str, deque] = {}
+        self._window_lock = threading.Lock()
         self.latency_ms = 0
         self.stall_seconds = 35.0
         self._compiled = [(m, re.compile(f"^{p}$"), h) for m, p, h in self.routes]
 
+    def over_limit(self, key: str, limit: int, now: float, window: float = 1.0) -> bool:
+        """True when `key` already made `limit` requests in the `window` seconds before `now` (a vendor's
+        rate limit); otherwise this request is counted."""
+        with self._window_lock:
+            hits = self._windows.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return True
+            hits.append(now)
+            return False
+
     def inject(self, *faults: str) -> None:
         self.faults.extend(faults)
+
+    def fault_on(self, method: str, path: str, fault: str) -> None:
+        """Apply a fault ("429", "500", "drop", "stall") to the next request matching method and path
+        (a regex), e.g. fault_on("POST", "/v2/invoices", "drop")."""
+        self.faults.on.append((method, path, fault))
 
     def rate_limited(self, request: Request) -> Reply:
         return Reply(429, {"error": "rate limited"}, {"Retry-After": "1"})

@@ -35,3 +35,37 @@ def spec(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not here (the shared folder sits beside the repository)")
     return path
+
+
+def run_job(procs, env: dict, tenant: str) -> tuple[str, dict]:
+    """Ingress and a worker on `env`, one job (conftest.make_event) for `tenant` until it settles:
+    (the ingress's base URL, the job's status)."""
+    import requests
+
+    from ..conftest import answers, free_port, make_event, wait_for
+
+    port = free_port()
+    procs.start("serve", "--port", str(port), "--log-level", "warning", env=env)
+    procs.worker(env=env)
+    wait_for(lambda: answers(port, "/readyz"), 30, what="ingress")
+    base = f"http://127.0.0.1:{port}"
+    assert requests.post(f"{base}/v1/events", json=make_event(tenant=tenant), timeout=10).status_code == 202
+
+    def settled():
+        s = requests.get(f"{base}/v1/jobs/{tenant}/J-1", timeout=10).json()
+        return s if s.get("state") in ("done", "failed") else None
+
+    status = wait_for(settled, 90, what=f"the job of {tenant}")
+    assert status["state"] == "done", status
+    return base, status
+
+
+def pdf_text(base: str, invoice: dict) -> str:
+    """The text of an invoice's PDF as the ingress serves it (its signed link points at the public URL)."""
+    import io
+
+    import requests
+    from pypdf import PdfReader
+
+    pdf = requests.get(invoice["pdf"]["url"].replace("http://127.0.0.1:8000", base), timeout=10)
+    return "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).replace("\n", "")

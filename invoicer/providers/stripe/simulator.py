@@ -43,7 +43,7 @@ from collections import deque
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
-from invoicer.providers.simulate import Reply, Request, Simulator
+from invoicer.providers.simulate import AimedFaults, Reply, Request, Simulator
 from invoicer.providers.stripe import schema, transform, webhooks
 
 _ALNUM = string.ascii_letters + string.digits
@@ -142,32 +142,6 @@ def _currency(value, param: str = "currency") -> str:
     return value
 
 
-class _Faults(deque):
-    """The base simulator's fault queue, plus faults that wait for a matching request (`fault_on`)."""
-
-    def __init__(self, sim: "StripeSimulator"):
-        super().__init__()
-        self.sim = sim
-        self.on: list[tuple[str, str, str]] = []
-
-    def _match(self) -> int | None:
-        if not self.sim.received:  # the request being served was appended just before we are asked
-            return None
-        req = self.sim.received[-1]
-        for i, (method, pattern, _) in enumerate(self.on):
-            if req.method == method and re.fullmatch(pattern, req.path):
-                return i
-        return None
-
-    def __bool__(self) -> bool:
-        return len(self) > 0 or self._match() is not None
-
-    def popleft(self):
-        if len(self):
-            return super().popleft()
-        return self.on.pop(self._match())[2]
-
-
 class StripeSimulator(Simulator):
     """Stripe for tests and the sandbox. `customers`, `invoices`, `items` hold what it was sent.
 
@@ -227,7 +201,7 @@ class StripeSimulator(Simulator):
         self.failures: deque[Reply] = deque()
         self._hits: dict[str, deque] = {}
         self._seq = itertools.count(1)
-        self.faults = _Faults(self)
+        self.faults = AimedFaults(self)
 
     # ------------------------------------------------------------ plumbing
 
@@ -236,11 +210,6 @@ class StripeSimulator(Simulator):
 
     def _now(self) -> int:
         return int(self.clock())
-
-    def fault_on(self, method: str, path: str, fault: str) -> None:
-        """Apply a base fault ("429", "500", "drop", "stall") to the next request matching method and
-        path (a regex), e.g. fault_on("POST", "/v1/invoiceitems", "drop")."""
-        self.faults.on.append((method, path, fault))
 
     def fail_with(self, status: int, message: str = "An unknown error occurred", type: str = "api_error",
                   code: str | None = None, should_retry: str | None = None) -> None:
