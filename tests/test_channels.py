@@ -12,7 +12,7 @@ from invoicer.providers.slack.simulator import SlackSimulator
 from invoicer.providers.smtp.simulator import SmtpSimulator
 from invoicer.providers.twilio.simulator import TwilioSimulator
 
-from .conftest import make_event, post, wait_for
+from .conftest import ADMIN, make_event, post, wait_for
 from .providers.channels import own_tenants_forgotten  # noqa: F401  (autouse)
 from .providers.channels import serve, use_tenants
 
@@ -36,7 +36,7 @@ def test_a_job_tells_everyone_once_over_real_channels(procs, channels, monkeypat
         "channels": {"customer": ["email", "sms"], "finance_emails": ["finance@acme.example"],
                      "email": smtp.channel(), "sms": twilio.channel(twilio.url), "slack": slack.channel(slack.url)}}})
     procs.worker(env=dict(os.environ))
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=ADMIN) as client:
         assert post(client, make_event()).status_code == 202
 
         def done():

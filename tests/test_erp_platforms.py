@@ -11,7 +11,7 @@ import requests
 
 from invoicer import db
 
-from .conftest import answers, free_port, make_event, wait_for
+from .conftest import ADMIN, answers, free_port, make_event, wait_for
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_business_central_and_odoo_at_once(procs, sandbox):
         assert r.status_code in (200, 202), r.text
 
     def done():
-        s = requests.get(f"{base}/v1/jobs/erp-co/J-1", timeout=10).json()
+        s = requests.get(f"{base}/v1/jobs/erp-co/J-1", headers=ADMIN, timeout=10).json()
         return s if s.get("state") in ("done", "failed") else None
 
     status = wait_for(done, 60, what="the job on both platforms")

@@ -145,7 +145,7 @@ def test_xero_webhooks_reach_the_tenant_of_their_organisation(clean, monkeypatch
         {"xero-co": sandbox.tenant("Xero Co", "xero")}))
     config.reset()
     try:
-        app = TestClient(create_app())
+        app = TestClient(create_app(), headers=ADMIN)
         intent = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0,
                              "entropy": "x"}).encode()
         ok = app.post("/v1/webhooks/xero", content=intent, headers={"x-xero-signature": webhooks.sign(intent, "hook-key")})

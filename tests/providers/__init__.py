@@ -42,7 +42,7 @@ def run_job(procs, env: dict, tenant: str) -> tuple[str, dict]:
     (the ingress's base URL, the job's status)."""
     import requests
 
-    from ..conftest import answers, free_port, make_event, wait_for
+    from ..conftest import ADMIN, answers, free_port, make_event, wait_for
 
     port = free_port()
     procs.start("serve", "--port", str(port), "--log-level", "warning", env=env)
@@ -52,7 +52,7 @@ def run_job(procs, env: dict, tenant: str) -> tuple[str, dict]:
     assert requests.post(f"{base}/v1/events", json=make_event(tenant=tenant), timeout=10).status_code == 202
 
     def settled():
-        s = requests.get(f"{base}/v1/jobs/{tenant}/J-1", timeout=10).json()
+        s = requests.get(f"{base}/v1/jobs/{tenant}/J-1", headers=ADMIN, timeout=10).json()
         return s if s.get("state") in ("done", "failed") else None
 
     status = wait_for(settled, 90, what=f"the job of {tenant}")

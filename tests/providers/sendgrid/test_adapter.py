@@ -9,7 +9,7 @@ from invoicer.providers.base import Message
 from invoicer.providers.sendgrid.adapter import SendGrid
 from invoicer.status import job_status
 
-from ...conftest import free_port
+from ...conftest import ADMIN, free_port
 from ..channels import messages, one_channel, run_job
 
 MSG = Message(key="key-1", to="huong@example.com", subject="Invoice", text="Hello\n", tenant="acme-hvac")
@@ -74,7 +74,7 @@ def test_in_the_pipeline_an_unknown_outcome_is_not_sent_again_and_its_event_sett
 
     [message_id] = sim.messages
     body, headers = sim.events(message_id, "processed", "delivered")
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=ADMIN) as client:
         r = client.post("/v1/webhooks/sendgrid/acme-hvac", content=body, headers=headers)
     assert r.status_code == 200 and r.json()["outcomes"] == ["sent", "delivered"]
     [row] = messages(row.invoice_id)

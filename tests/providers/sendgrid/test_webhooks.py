@@ -12,6 +12,7 @@ from invoicer.providers.sendgrid import webhooks
 from invoicer.providers.sendgrid.adapter import SendGrid
 from invoicer.providers.sendgrid.simulator import SendGridSimulator
 
+from ...conftest import ADMIN
 from ..channels import messages, one_channel, run_job
 
 
@@ -52,7 +53,7 @@ def test_events_through_the_ingress_move_the_delivery_forward_only(clean, sim, m
 
     one_channel(monkeypatch, tmp_path, "email", sim.channel(sim.url))
     [row] = messages(run_job())
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=ADMIN) as client:
         def post(*kinds, **kw):
             body, headers = sim.events(row.external_id, *kinds, **kw)
             return client.post("/v1/webhooks/sendgrid/acme-hvac", content=body, headers=headers)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from invoicer import config, db
 from invoicer.config import ConfigError
 
-from ...conftest import VAR
+from ...conftest import ADMIN, VAR
 from .. import pdf_text, run_job
 
 
@@ -68,7 +68,7 @@ def test_square_invoice_its_pay_link_and_its_paid_webhook(procs, tmp_path, box):
     ok = requests.post(hook, data=body, headers=headers, timeout=10)
     assert ok.status_code == 200 and ok.json()["outcomes"] == ["paid"]
     assert requests.post(hook, data=body, headers=headers, timeout=10).json()["outcomes"] == ["unchanged"]
-    paid = requests.get(f"{base}/v1/jobs/pay-co/J-1", timeout=10).json()["invoices"][0]
+    paid = requests.get(f"{base}/v1/jobs/pay-co/J-1", headers=ADMIN, timeout=10).json()["invoices"][0]
     assert Decimal(paid["amount_paid"]) == Decimal("251.10") and paid["paid_at"]
     with db.engine().connect() as conn:
         audit = conn.execute(select(db.audit_log.c.action, db.audit_log.c.detail)).all()

@@ -11,6 +11,7 @@ from invoicer.errors import AuthFailed
 from invoicer.providers.twilio import webhooks
 from invoicer.status import job_status
 
+from ...conftest import ADMIN
 from ..channels import messages, one_channel, run_job
 
 URL = "http://testserver/v1/webhooks/twilio/acme-hvac"
@@ -41,7 +42,7 @@ def test_status_callbacks_update_the_delivery_in_the_job_status(clean, sim, monk
 
     one_channel(monkeypatch, tmp_path, "sms", sim.channel(sim.url))
     [row] = messages(run_job())
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=ADMIN) as client:
         def post(status, **kw):
             url, params, headers = sim.advance(row.external_id, status, url=URL, **kw)
             return client.post("/v1/webhooks/twilio/acme-hvac", content=urlencode(params), headers=headers)
@@ -64,7 +65,7 @@ def test_undelivered_is_bounced_with_the_error_code(clean, sim, monkeypatch, tmp
     one_channel(monkeypatch, tmp_path, "sms", sim.channel(sim.url))
     [row] = messages(run_job())
     url, params, headers = sim.advance(row.external_id, "undelivered", error_code="30003", url=URL)
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=ADMIN) as client:
         r = client.post("/v1/webhooks/twilio/acme-hvac", content=urlencode(params), headers=headers)
     assert r.json()["outcomes"] == ["bounced"]
     [row] = messages(row.invoice_id)
