@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import itertools
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -27,8 +28,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
+from reportlab.graphics.barcode import qrencoder
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle
@@ -37,7 +37,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
+from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table
 
 from .branding import Branding
 
@@ -94,8 +94,7 @@ def _cjk_chars() -> frozenset[int]:
 
 def covered(text: str) -> bool:
     """Whether Noto Sans alone can set this text."""
-    latin = _FONT_CHARS[FONT]
-    return all(ord(ch) in latin or ch in "\n\t" for ch in text)
+    return text.isascii() or all(ord(ch) in _FONT_CHARS[FONT] or ch in "\n\t" for ch in text)
 
 
 def markup(text: str) -> str:
@@ -300,6 +299,8 @@ def _items(look: _Look) -> Table:
     cell = look.style(leading=11.5)
     note = _hex(look.muted)
     band = _tint(look.accent, 0.1)
+    widths = [look.width * f for f in (0.52, 0.12, 0.17, 0.19)]
+    heights: dict[int, float] = {}  # rows measured here; the table measures the rest (header, sections)
     for kind in KINDS:
         lines = [ln for ln in look.doc["lines"] if ln["kind"] == kind]
         if not lines:
@@ -325,8 +326,10 @@ def _items(look: _Look) -> Table:
                 qty, price = look.number(ln["quantity"]), look.money(ln["unit_price"])
             else:
                 qty = price = ""
-            rows.append([Paragraph(text, cell), look.cell(qty), look.cell(price), look.cell(look.money(ln["amount"]))])
-    table = Table(rows, colWidths=[look.width * f for f in (0.52, 0.12, 0.17, 0.19)], repeatRows=1)
+            desc = Paragraph(text, cell)
+            heights[len(rows)] = max(desc.wrap(widths[0] - 12, 10_000)[1], 9 * 1.2) + 9  # measured once, not per page
+            rows.append([desc, look.cell(qty), look.cell(price), look.cell(look.money(ln["amount"]))])
+    table = Table(rows, colWidths=widths, rowHeights=[heights.get(i) for i in range(len(rows))], repeatRows=1)
     table.setStyle(style)
     return table
 
@@ -347,7 +350,7 @@ def _totals(look: _Look) -> Table:
     cells = [[look.para(k, align=2), look.cell(v)] for k, v in rows[:-2]]
     cells += [[look.para(rows[-2][0], bold=True, align=2), look.cell(rows[-2][1], bold=True)],
               [look.para(rows[-1][0], 10, True, on, 2), look.cell(rows[-1][1], 10, True, on)]]
-    table = Table(cells, colWidths=[look.width * 0.3, look.width * 0.19], hAlign="RIGHT")
+    table = Table(cells, colWidths=[look.width * 0.32, look.width * 0.19], hAlign="RIGHT")
     table.setStyle([("FONTNAME", (1, 0), (1, -1), FONT), ("FONTNAME", (1, -2), (1, -1), BOLD),
                     ("FONTSIZE", (1, 0), (1, -1), 9), ("FONTSIZE", (1, -1), (1, -1), 10),
                     ("TEXTCOLOR", (1, 0), (1, -2), look.ink), ("TEXTCOLOR", (1, -1), (1, -1), on),
@@ -358,15 +361,45 @@ def _totals(look: _Look) -> Table:
     return table
 
 
-def _qr(url: str, size: float) -> Drawing:
-    widget = QrCodeWidget(url, barLevel="M")
-    x0, y0, x1, y1 = widget.getBounds()
-    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
-    drawing.add(widget)
-    return drawing
+@lru_cache(maxsize=64)
+def _qr_runs(url: str) -> tuple[int, tuple[tuple[int, int, int], ...]]:
+    """A QR code (error correction M) as its module count and dark runs (row, first column, length)."""
+    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
+    code.addData(url)
+    code.make()
+    runs = []
+    for r, row in enumerate(code.modules):
+        c = 0
+        for dark, group in itertools.groupby(bool(m) for m in row):
+            n = len(list(group))
+            if dark:
+                runs.append((r, c, n))
+            c += n
+    return code.getModuleCount(), tuple(runs)
+
+
+class _QR(Flowable):
+    """The payment link as a QR code: encoded once per link, drawn as one path, and clickable."""
+
+    QUIET = 4  # modules of white margin the standard asks for
+
+    def __init__(self, url: str, size: float, color: colors.Color):
+        super().__init__()
+        self.url, self.width, self.height, self.color = url, size, size, color
+
+    def draw(self):
+        count, runs = _qr_runs(self.url)
+        box = self.width / (count + 2 * self.QUIET)
+        path = self.canv.beginPath()
+        for r, c, n in runs:
+            path.rect((c + self.QUIET) * box, self.height - (r + self.QUIET + 1) * box, n * box, box)
+        self.canv.setFillColor(self.color)
+        self.canv.drawPath(path, stroke=0, fill=1)
+        self.canv.linkURL(self.url, (0, 0, self.width, self.height), relative=1)
 
 
 def _payment(look: _Look) -> list:
+    """Terms, the pay-online link with its QR code, the signature: the column beside the totals."""
     doc, show = look.doc, look.brand.show
     text = [f"<b>{markup(look.label('payment_terms'))}:</b> {markup(_terms(look))} · "
             f"{markup(look.label('due'))} {markup(look.date(doc['due_on']))}"]
@@ -378,14 +411,12 @@ def _payment(look: _Look) -> list:
     if doc.get("signature") and show.signature:
         sig = doc["signature"]
         text.append(markup(look.label("signed", name=sig["signed_by"], time=look.datetime(sig["signed_at"]))))
-    body = Paragraph("<br/>".join(text), look.style(leading=14))
-    if not (pay_url and show.qr_code):
-        return [body]
-    code = [_qr(pay_url, 26 * mm), look.para(look.label("scan_to_pay"), 7, color=look.muted, align=1)]
-    table = Table([[body, code]], colWidths=[look.width - 32 * mm, 32 * mm])
-    table.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                    ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("ALIGN", (1, 0), (1, 0), "CENTER")])
-    return [table]
+    out = [Paragraph("<br/>".join(text), look.style(leading=13))]
+    if pay_url and show.qr_code:
+        code = _QR(pay_url, 24 * mm, look.ink)
+        code.hAlign = "LEFT"
+        out += [Spacer(1, 2 * mm), code, look.para(look.label("scan_to_pay"), 7, color=look.muted)]
+    return out
 
 
 def _notes(look: _Look) -> list:
@@ -467,8 +498,11 @@ def render(doc: dict) -> bytes:
     if look.brand.show.summary and doc["job"].get("summary"):
         story += [Paragraph(f"<b>{markup(look.label('work_performed'))}:</b> {markup(doc['job']['summary'])}",
                             look.style(leading=12)), Spacer(1, 4 * mm)]
-    story += [_items(look), Spacer(1, 3 * mm), KeepTogether([_totals(look), Spacer(1, 6 * mm), *_payment(look)]),
-              *_notes(look)]
+    closing = Table([[_payment(look), _totals(look)]], colWidths=[look.width * 0.48, look.width * 0.52])
+    closing.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+                      ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                      ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 0)])
+    story += [_items(look), Spacer(1, 4 * mm), closing, *_notes(look)]
     out = io.BytesIO()
     pad = 6  # the frame's own padding: content starts exactly at MARGIN
     number, seller = doc["number"], doc["seller"]["name"]
