@@ -80,7 +80,7 @@ def test_pdf_preview_command(tmp_path):
     assert "PA-00001" in r.stdout
     text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(out.read_bytes())).pages)
     assert "Polar Air Klimatechnik" in text and "PA-00001" in text and wanted["customer"]["name"] in text
-    assert "Pay online: https://pay.example.com/p/1" in text
+    assert "FACTUUR" in text and "Online betalen: https://pay.example.com/p/1" in text  # its Dutch labels
     again = tmp_path / "again.pdf"
     r = run_cli("pdf", "preview", str(events), "--tenant", "polar-air", "-o", str(again), "--event", wanted["id"],
                 "--pay-url", "https://pay.example.com/p/1", timeout=120)
