@@ -122,7 +122,7 @@ class _Look:
     """Everything one render needs besides the invoice: branding, locale, colours, styles."""
     doc: dict
     brand: Branding
-    locale: str
+    locale: Locale
     zone: ZoneInfo | timezone
     accent: colors.Color
     ink: colors.Color
@@ -161,7 +161,7 @@ class _Look:
 
     def datetime(self, value: datetime) -> str:
         value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(self.zone)
-        pattern = str(Locale.parse(self.locale).datetime_formats["medium"])
+        pattern = str(self.locale.datetime_formats["medium"])
         time_text = format_time(value, "short", locale=self.locale)
         return f'{pattern.replace("{1}", self.date(value.date())).replace("{0}", time_text)} {value.tzname()}'
 
@@ -482,10 +482,11 @@ def _look(doc: dict) -> _Look:
     brand = doc.get("branding")
     brand = brand if isinstance(brand, Branding) else Branding.model_validate(brand or {})
     zone = timezone.utc if brand.timezone == "UTC" else ZoneInfo(brand.timezone)
+    locale = Locale.parse(doc["locale"])  # once: Babel would parse a locale name on every call
     size = {"A4": A4, "letter": LETTER}.get(brand.page_size)
     if size is None:
-        size = LETTER if Locale.parse(doc["locale"]).territory in ("US", "CA") else A4
-    look = _Look(doc=doc, brand=brand, locale=doc["locale"], zone=zone,
+        size = LETTER if locale.territory in ("US", "CA") else A4
+    look = _Look(doc=doc, brand=brand, locale=locale, zone=zone,
                  accent=colors.HexColor(brand.color or brand.text_color), ink=colors.HexColor(brand.text_color),
                  muted=colors.HexColor(brand.muted_color), width=size[0] - 2 * MARGIN, pagesize=size)
     return look

@@ -280,6 +280,7 @@ def test_logo_is_embedded_as_an_image(tmp_path):
     path = tmp_path / "logo.png"
     Image.new("RGB", (400, 100), (11, 95, 255)).save(path)
     pdf = render(invoice(branding=brand(logo=str(path))))
+    assert render(invoice(branding=brand(logo=str(path)))) == pdf
     images = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].images
     assert len(images) == 1 and images[0].image.size == (400, 100)
     assert render(invoice(branding=brand(logo=str(path), show={"logo": False}))).count(b"/Subtype /Image") == 0
