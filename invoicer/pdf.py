@@ -140,9 +140,10 @@ class _Look:
     def para(self, text: str, size=9, bold=False, color=None, align=0, leading=None) -> Paragraph:
         return Paragraph(markup(text), self.style(size, bold, color, align, leading))
 
-    def cell(self, text: str, size=9, bold=False, color=None, align=2):
-        """A one-line table cell: a plain string (fast) when Noto Sans covers it, else a Paragraph."""
-        if covered(text):
+    def cell(self, text: str, width: float, size=9, bold=False, color=None, align=2):
+        """A table cell of one line: a plain string (fast) when Noto Sans covers it and it fits the
+        column (less the cell's 6 pt paddings), else a Paragraph, which wraps."""
+        if covered(text) and pdfmetrics.stringWidth(text, BOLD if bold else FONT, size) <= width - 12:
             return text
         return self.para(text, size, bold, color, align)
 
@@ -239,17 +240,18 @@ def _header(look: _Look) -> Table:
 
     meta = [(look.label("number"), doc["number"]), (look.label("issued"), look.date(doc["issued_on"])),
             (look.label("due"), look.date(doc["due_on"]))]
-    meta_table = Table([[look.cell(k, color=look.muted), look.cell(v, bold=True)] for k, v in meta],
-                       colWidths=[look.width * 0.2, look.width * 0.2], hAlign="RIGHT")
+    col = look.width * 0.2
+    meta_table = Table([[look.cell(k, col, color=look.muted), look.cell(v, col, bold=True)] for k, v in meta],
+                       colWidths=[col, col], hAlign="RIGHT")
     meta_table.setStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTNAME", (1, 0), (1, -1), BOLD),
                          ("FONTSIZE", (0, 0), (-1, -1), 9), ("TEXTCOLOR", (0, 0), (0, -1), look.muted),
                          ("TEXTCOLOR", (1, 0), (1, -1), look.ink), ("ALIGN", (0, 0), (-1, -1), "RIGHT"),
                          ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
                          ("RIGHTPADDING", (1, 0), (1, -1), 0)])
     on = _on(look.accent)
-    due = Table([[look.cell(look.label("amount_due"), color=on, align=0),
-                  look.cell(look.money(doc["total"]), 12, True, on)]],
-                colWidths=[look.width * 0.17, look.width * 0.23], hAlign="RIGHT")
+    widths = [look.width * 0.17, look.width * 0.23]
+    due = Table([[look.cell(look.label("amount_due"), widths[0], color=on, align=0),
+                  look.cell(look.money(doc["total"]), widths[1], 12, True, on)]], colWidths=widths, hAlign="RIGHT")
     due.setStyle([("BACKGROUND", (0, 0), (-1, -1), look.accent), ("TEXTCOLOR", (0, 0), (-1, -1), on),
                   ("FONTNAME", (0, 0), (0, 0), FONT), ("FONTNAME", (1, 0), (1, 0), BOLD),
                   ("FONTSIZE", (0, 0), (0, 0), 9), ("FONTSIZE", (1, 0), (1, 0), 12), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
@@ -289,7 +291,9 @@ def _parties(look: _Look) -> Table:
 def _items(look: _Look) -> Table:
     show, on = look.brand.show, _on(look.accent)
     heads = [look.label(k) for k in ("description", "quantity", "unit_price", "amount")]
-    rows: list[list] = [[look.cell(h, bold=True, color=on, align=0 if i == 0 else 2) for i, h in enumerate(heads)]]
+    widths = [look.width * f for f in (0.52, 0.12, 0.17, 0.19)]
+    rows: list[list] = [[look.cell(h, widths[i], bold=True, color=on, align=0 if i == 0 else 2)
+                         for i, h in enumerate(heads)]]
     style = [("BACKGROUND", (0, 0), (-1, 0), look.accent), ("TEXTCOLOR", (0, 0), (-1, 0), on),
              ("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTNAME", (0, 0), (-1, 0), BOLD),
              ("FONTSIZE", (0, 0), (-1, -1), 9), ("TEXTCOLOR", (0, 1), (-1, -1), look.ink),
@@ -299,14 +303,13 @@ def _items(look: _Look) -> Table:
     cell = look.style(leading=11.5)
     note = _hex(look.muted)
     band = _tint(look.accent, 0.1)
-    widths = [look.width * f for f in (0.52, 0.12, 0.17, 0.19)]
     heights: dict[int, float] = {}  # rows measured here; the table measures the rest (header, sections)
     for kind in KINDS:
         lines = [ln for ln in look.doc["lines"] if ln["kind"] == kind]
         if not lines:
             continue
         r = len(rows)
-        rows.append([look.cell(look.label(kind), 8, True, align=0), "", "", ""])
+        rows.append([look.cell(look.label(kind), look.width, 8, True, align=0), "", "", ""])
         style += [("SPAN", (0, r), (-1, r)), ("BACKGROUND", (0, r), (-1, r), band), ("FONTNAME", (0, r), (0, r), BOLD),
                   ("FONTSIZE", (0, r), (0, r), 8), ("TOPPADDING", (0, r), (-1, r), 3),
                   ("BOTTOMPADDING", (0, r), (-1, r), 3), ("NOSPLIT", (0, r), (-1, r + 1))]
@@ -326,9 +329,12 @@ def _items(look: _Look) -> Table:
                 qty, price = look.number(ln["quantity"]), look.money(ln["unit_price"])
             else:
                 qty = price = ""
-            desc = Paragraph(text, cell)
-            heights[len(rows)] = max(desc.wrap(widths[0] - 12, 10_000)[1], 9 * 1.2) + 9  # measured once, not per page
-            rows.append([desc, look.cell(qty), look.cell(price), look.cell(look.money(ln["amount"]))])
+            row = [Paragraph(text, cell), look.cell(qty, widths[1]), look.cell(price, widths[2]),
+                   look.cell(look.money(ln["amount"]), widths[3])]
+            # measured once here rather than again for every page the table is split over
+            heights[len(rows)] = max([9 * 1.2] + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row, widths)
+                                                 if isinstance(c, Paragraph)]) + 9
+            rows.append(row)
     table = Table(rows, colWidths=widths, rowHeights=[heights.get(i) for i in range(len(rows))], repeatRows=1)
     table.setStyle(style)
     return table
@@ -347,10 +353,11 @@ def _totals(look: _Look) -> Table:
               look.money(tax["amount"])),
              (look.label("total"), look.money(doc["total"])), (look.label("amount_due"), look.money(doc["total"]))]
     on = _on(look.accent)
-    cells = [[look.para(k, align=2), look.cell(v)] for k, v in rows[:-2]]
-    cells += [[look.para(rows[-2][0], bold=True, align=2), look.cell(rows[-2][1], bold=True)],
-              [look.para(rows[-1][0], 10, True, on, 2), look.cell(rows[-1][1], 10, True, on)]]
-    table = Table(cells, colWidths=[look.width * 0.32, look.width * 0.19], hAlign="RIGHT")
+    widths = [look.width * 0.32, look.width * 0.19]
+    cells = [[look.para(k, align=2), look.cell(v, widths[1])] for k, v in rows[:-2]]
+    cells += [[look.para(rows[-2][0], bold=True, align=2), look.cell(rows[-2][1], widths[1], bold=True)],
+              [look.para(rows[-1][0], 10, True, on, 2), look.cell(rows[-1][1], widths[1], 10, True, on)]]
+    table = Table(cells, colWidths=widths, hAlign="RIGHT")
     table.setStyle([("FONTNAME", (1, 0), (1, -1), FONT), ("FONTNAME", (1, -2), (1, -1), BOLD),
                     ("FONTSIZE", (1, 0), (1, -1), 9), ("FONTSIZE", (1, -1), (1, -1), 10),
                     ("TEXTCOLOR", (1, 0), (1, -2), look.ink), ("TEXTCOLOR", (1, -1), (1, -1), on),

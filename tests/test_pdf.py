@@ -315,7 +315,59 @@ def test_every_shared_event_renders():
         tenant = tenants[event.tenant]
         doc = document(event, event.tenant, tenant, f"T-{i:05d}", issued + timedelta(minutes=i),
                        event.job.payment_terms_days)
-        t = text(render(doc)).replace("\n", " ")
+        drawn = runs(render(doc))
+        assert_nothing_overlaps(drawn)
+        t = " ".join(r[-1] for r in drawn)
         total = format_currency(doc["total"], doc["currency"], locale=tenant.locale).replace("\u00a0", " ")
         assert total in t, (raw["id"], total)
         assert doc["lines"][-1]["description"].split()[0] in t
+
+
+def runs(pdf: bytes) -> list[tuple[int, float, float, float, str]]:
+    """(page, baseline, left, right, text) of every run of text drawn, from the content streams."""
+    from reportlab.pdfbase import pdfmetrics
+
+    from invoicer.pdf import BOLD
+
+    out = []
+    for n, page in enumerate(pypdf.PdfReader(io.BytesIO(pdf)).pages):
+        def visit(chunk, cm, tm, font, size, n=n):
+            if font is None or not chunk.strip():
+                return
+            base = str(font.get("/BaseFont"))
+            name = CJK if "IPAex" in base else BOLD if "Bold" in base else FONT
+            x, y = tm[4] * cm[0] + cm[4], tm[5] * cm[3] + cm[5]
+            width = pdfmetrics.stringWidth(chunk.strip(), name, size) * cm[0] * tm[0]  # pypdf adds spaces
+            out.append((n, round(y, 1), x, x + width, chunk.strip()))
+
+        page.extract_text(visitor_text=visit)
+    return out
+
+
+def assert_nothing_overlaps(drawn) -> None:
+    """No run of text reaches into the next one on the same baseline (a cell overflowing its column)."""
+    by_baseline: dict = {}
+    for page, y, left, right, t in drawn:
+        by_baseline.setdefault((page, y), []).append((left, right, t))
+    for key, row in by_baseline.items():
+        row.sort()
+        for (l1, r1, t1), (l2, _, t2) in zip(row, row[1:]):
+            # runs starting at the same x are one line set in two fonts (pypdf reports the line's start)
+            assert r1 <= l2 + 0.5 or l1 == l2, f"{t1!r} runs into {t2!r} on {key}"
+
+
+def test_big_amounts_and_long_numbers_wrap_instead_of_overlapping():
+    big = D("123456789012.345")
+    doc = invoice(currency="KWD", number="ACME-2026.11-" + "9" * 30,
+                  lines=[line("Chiller plant retrofit " * 6, "1234.5", "99999999.999", "SKU-" + "X" * 60, "labor"),
+                         line("Compressor", "1000000", "123456.789", None)],
+                  subtotal=big, discount_total=D("0"), discounts=[],
+                  tax={"rate": D("0.0825"), "jurisdiction": "KW-" + "LONGJURISDICTION" * 3, "amount": big},
+                  total=big * 2)
+    pdf = render(doc)
+    drawn = runs(pdf)
+    right = 612 - 18 * 72 / 25.4 + 0.5  # Letter, less the right margin
+    assert drawn and max(r for _, _, _, r, _ in drawn) <= right
+    assert min(left for _, _, left, _, _ in drawn) >= 18 * 72 / 25.4 - 0.5
+    assert_nothing_overlaps(drawn)
+    assert "246,913,578,024.690" in re.sub(r"\s+", "", text(pdf))
