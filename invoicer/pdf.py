@@ -167,6 +167,17 @@ class _Look:
         return f'{pattern.replace("{1}", self.date(value.date())).replace("{0}", time_text)} {value.tzname()}'
 
 
+class _CellParagraph(Paragraph):
+    """A table cell's paragraph: its lines depend on the width only, so a second wrap at the same width
+    (the table measures, then draws) reuses the first."""
+
+    def wrap(self, availWidth, availHeight):
+        if getattr(self, "_wrapped_at", None) != availWidth:
+            self._wrapped_at = availWidth
+            self._wrapped = super().wrap(availWidth, availHeight)
+        return self._wrapped
+
+
 @lru_cache(maxsize=256)
 def _style(size, bold, color, align, leading) -> ParagraphStyle:
     return ParagraphStyle("s", fontName=BOLD if bold else FONT, fontSize=size, leading=leading or size * 1.3,
@@ -300,8 +311,7 @@ def _items(look: _Look) -> Table:
              ("ALIGN", (1, 0), (-1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
              ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
              ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE), ("LINEBELOW", (0, -1), (-1, -1), 0.75, look.accent)]
-    cell = look.style(leading=11.5)
-    note = _hex(look.muted)
+    cell, small = look.style(leading=11.5), look.style(7, color=look.muted, leading=9)
     band = _tint(look.accent, 0.1)
     heights: dict[int, float] = {}  # rows measured here; the table measures the rest (header, sections)
     for kind in KINDS:
@@ -314,14 +324,15 @@ def _items(look: _Look) -> Table:
                   ("FONTSIZE", (0, r), (0, r), 8), ("TOPPADDING", (0, r), (-1, r), 3),
                   ("BOTTOMPADDING", (0, r), (-1, r), 3), ("NOSPLIT", (0, r), (-1, r + 1))]
         for ln in lines:
-            text = markup(ln["description"])
             extra = []
             if ln.get("sku") and show.sku:
-                extra.append(f"SKU {markup(ln['sku'])}")
+                extra.append(f"SKU {ln['sku']}")
             if not ln.get("taxable", True) and show.not_taxable:
-                extra.append(markup(look.label("not_taxable")))
+                extra.append(look.label("not_taxable"))
+            # the small grey line is a paragraph of its own style: inline <font> markup costs 8x the parsing
+            desc = [_CellParagraph(markup(ln["description"]), cell)]
             if extra:
-                text += f'<br/><font size="7" color="{note}">{" · ".join(extra)}</font>'
+                desc.append(_CellParagraph(markup(" · ".join(extra)), small))
             if kind == "labor":
                 qty = look.label("hours", hours=look.number(ln["quantity"]))
                 price = look.label("per_hour", rate=look.money(ln["unit_price"]))
@@ -329,11 +340,12 @@ def _items(look: _Look) -> Table:
                 qty, price = look.number(ln["quantity"]), look.money(ln["unit_price"])
             else:
                 qty = price = ""
-            row = [Paragraph(text, cell), look.cell(qty, widths[1]), look.cell(price, widths[2]),
+            row = [desc, look.cell(qty, widths[1]), look.cell(price, widths[2]),
                    look.cell(look.money(ln["amount"]), widths[3])]
             # measured once here rather than again for every page the table is split over
-            heights[len(rows)] = max([9 * 1.2] + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row, widths)
-                                                 if isinstance(c, Paragraph)]) + 9
+            heights[len(rows)] = max([9 * 1.2, sum(p.wrap(widths[0] - 12, 10_000)[1] for p in desc)]
+                                     + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row[1:], widths[1:])
+                                        if isinstance(c, Paragraph)]) + 9
             rows.append(row)
     table = Table(rows, colWidths=widths, rowHeights=[heights.get(i) for i in range(len(rows))], repeatRows=1)
     table.setStyle(style)
