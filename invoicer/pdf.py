@@ -138,7 +138,7 @@ class _Look:
         return _style(size, bold, color or self.ink, align, leading)
 
     def para(self, text: str, size=9, bold=False, color=None, align=0, leading=None) -> Paragraph:
-        return Paragraph(markup(text), self.style(size, bold, color, align, leading))
+        return _CellParagraph(markup(text), self.style(size, bold, color, align, leading))
 
     def cell(self, text: str, width: float, size=9, bold=False, color=None, align=2):
         """A table cell of one line: a plain string (fast) when Noto Sans covers it and it fits the
@@ -168,11 +168,11 @@ class _Look:
 
 
 class _CellParagraph(Paragraph):
-    """A table cell's paragraph: its lines depend on the width only, so a second wrap at the same width
-    (the table measures, then draws) reuses the first."""
+    """A paragraph that is never split (a table cell, the footer): its lines depend on the width only,
+    so another wrap at the same width (a table measures, then draws) reuses the first."""
 
     def wrap(self, availWidth, availHeight):
-        if getattr(self, "_wrapped_at", None) != availWidth:
+        if getattr(self, "_wrapped_at", None) != availWidth or not hasattr(self, "blPara"):
             self._wrapped_at = availWidth
             self._wrapped = super().wrap(availWidth, availHeight)
         return self._wrapped
@@ -223,7 +223,7 @@ def template_values(look: _Look) -> dict[str, str]:
 def _block(look: _Look, title: str, lines: list[str], bold_first: bool = False) -> Paragraph:
     body = [f"<b>{markup(x)}</b>" if bold_first and i == 0 else markup(x) for i, x in enumerate(lines)]
     head = f'<font size="7" color="{_hex(look.muted)}">{markup(title.upper())}</font>'
-    return Paragraph("<br/>".join([head, *body]), look.style(leading=12))
+    return _CellParagraph("<br/>".join([head, *body]), look.style(leading=12))
 
 
 def _logo(look: _Look):
@@ -247,7 +247,7 @@ def _header(look: _Look) -> Table:
     lines += [markup(x) for x in seller.get("address") or []]
     if seller.get("tax_id") and show.tax_id:
         lines.append(f"{markup(look.label('tax_id'))}: {markup(seller['tax_id'])}")
-    left.append(Paragraph("<br/>".join(lines), look.style(leading=12.5)))
+    left.append(_CellParagraph("<br/>".join(lines), look.style(leading=12.5)))
 
     meta = [(look.label("number"), doc["number"]), (look.label("issued"), look.date(doc["issued_on"])),
             (look.label("due"), look.date(doc["due_on"]))]
@@ -430,7 +430,7 @@ def _payment(look: _Look) -> list:
     if doc.get("signature") and show.signature:
         sig = doc["signature"]
         text.append(markup(look.label("signed", name=sig["signed_by"], time=look.datetime(sig["signed_at"]))))
-    out = [Paragraph("<br/>".join(text), look.style(leading=13))]
+    out = [_CellParagraph("<br/>".join(text), look.style(leading=13))]
     if pay_url and show.qr_code:
         code = _QR(pay_url, 24 * mm, look.ink)
         code.hAlign = "LEFT"
@@ -442,7 +442,8 @@ def _notes(look: _Look) -> list:
     if not (look.brand.notes and look.brand.show.notes):
         return []
     text = look.brand.notes.format(**template_values(look))
-    head = look.para(look.label("notes"), 8, True, look.muted)
+    keep = ParagraphStyle("notes", parent=look.style(8, True, look.muted), keepWithNext=1)  # no orphan heading
+    head = Paragraph(markup(look.label("notes")), keep)
     return [Spacer(1, 4 * mm), head, Paragraph(markup(text).replace("\n", "<br/>"), look.style(leading=12))]
 
 
@@ -473,7 +474,7 @@ class _NumberedCanvas(Canvas):
 def _decorator(look: _Look):
     doc = look.doc
     footer = look.brand.footer.format(**template_values(look)) if look.brand.footer else ""
-    footer_para = Paragraph(markup(footer), look.style(7, color=look.muted, leading=9)) if footer else None
+    footer_para = _CellParagraph(markup(footer), look.style(7, color=look.muted, leading=9)) if footer else None
     running = f"{doc['seller']['name']} · {look.label('number')} {doc['number']}"
 
     def decorate(canvas: Canvas, page: int, pages: int) -> None:
