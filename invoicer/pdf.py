@@ -178,6 +178,23 @@ class _CellParagraph(Paragraph):
         return self._wrapped
 
 
+class _Line(Flowable):
+    """One short line of text in one font (an SKU under a description): no markup to parse, nothing to wrap."""
+
+    def __init__(self, text: str, font: str, size: float, color: colors.Color, leading: float):
+        super().__init__()
+        self.text, self.font, self.size, self.color = text, font, size, color
+        self.width, self.height = pdfmetrics.stringWidth(text, font, size), leading
+
+    def wrap(self, availWidth, availHeight):
+        return self.width, self.height
+
+    def draw(self):
+        self.canv.setFont(self.font, self.size)
+        self.canv.setFillColor(self.color)
+        self.canv.drawString(0, self.height - self.size, self.text)
+
+
 @lru_cache(maxsize=256)
 def _style(size, bold, color, align, leading) -> ParagraphStyle:
     return ParagraphStyle("s", fontName=BOLD if bold else FONT, fontSize=size, leading=leading or size * 1.3,
@@ -329,10 +346,12 @@ def _items(look: _Look) -> Table:
                 extra.append(f"SKU {ln['sku']}")
             if not ln.get("taxable", True) and show.not_taxable:
                 extra.append(look.label("not_taxable"))
-            # the small grey line is a paragraph of its own style: inline <font> markup costs 8x the parsing
+            # the small grey line is drawn on its own: inline <font> markup costs 8x the parsing
             desc = [_CellParagraph(markup(ln["description"]), cell)]
             if extra:
-                desc.append(_CellParagraph(markup(" · ".join(extra)), small))
+                note = " · ".join(extra)
+                fits = covered(note) and pdfmetrics.stringWidth(note, FONT, 7) <= widths[0] - 12
+                desc.append(_Line(note, FONT, 7, look.muted, 9) if fits else _CellParagraph(markup(note), small))
             if kind == "labor":
                 qty = look.label("hours", hours=look.number(ln["quantity"]))
                 price = look.label("per_hour", rate=look.money(ln["unit_price"]))
