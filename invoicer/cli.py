@@ -1,4 +1,4 @@
-"""`invoicer`: demo, serve, worker, beat, flower, send, status, dlq, replay, db, providers, templates."""
+"""`invoicer`: demo, serve, worker, beat, flower, send, status, dlq, replay, db, pdf, providers, templates."""
 from __future__ import annotations
 
 import argparse
@@ -206,6 +206,44 @@ def _sandbox(args) -> int:
     return 0
 
 
+def _pdf_preview(args) -> int:
+    """Render one event's invoice as the tenant would send it, without a database or a broker."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from .config import tenants
+    from .models import Event
+    from .pdf import render
+    from .pipeline import document
+
+    tenant = tenants().get(args.tenant)
+    if tenant is None:
+        print(f"invoicer: no tenant {args.tenant!r} in the tenants file", file=sys.stderr)
+        return 2
+    try:
+        text = Path(args.event_file).read_text(encoding="utf-8").strip()
+        try:
+            raws = [json.loads(text)]  # one event
+        except ValueError:
+            raws = [json.loads(line) for line in text.splitlines() if line.strip()]  # JSONL
+        raw = next((r for r in raws if args.event in (None, r.get("id"))), None)
+        if raw is None:
+            raise ValueError(f"no event with id {args.event!r}")
+        event = Event.model_validate({**raw, "tenant": args.tenant})
+    except (OSError, ValueError, ValidationError) as exc:
+        print(f"invoicer: cannot use {args.event_file}: {exc}", file=sys.stderr)
+        return 2
+    n = tenant.numbering
+    number = args.number or f"{n.prefix}{n.start:0{n.width}d}"
+    doc = document(event, args.tenant, tenant, number, event.job.completed_at, event.job.payment_terms_days)
+    doc["pay_url"] = args.pay_url
+    data = render(doc)
+    Path(args.output).write_bytes(data)
+    print(f"{args.output}: invoice {number} for {args.tenant}, {len(data)} bytes")
+    return 0
+
+
 def _providers(args) -> int:
     from .providers import registry
 
@@ -331,6 +369,17 @@ def parser() -> argparse.ArgumentParser:
     tp.add_argument("kind", nargs="?", default="invoice", choices=["invoice", "reminder", "finance"])
     tp.add_argument("--json", action="store_true", help="print every field and the SMS segments as JSON")
     tp.set_defaults(func=_templates)
+
+    pdf = sub.add_parser("pdf", help="invoice PDFs: preview one from an event file")
+    pdf_sub = pdf.add_subparsers(dest="action", required=True)
+    pv = pdf_sub.add_parser("preview", help="render an event's invoice with a tenant's branding to a file")
+    pv.add_argument("event_file", help="a JSON event, or a JSONL file (the first event, or --event ID)")
+    pv.add_argument("--tenant", required=True, help="the tenant whose branding and numbering to use")
+    pv.add_argument("-o", "--output", required=True, help="where to write the PDF")
+    pv.add_argument("--event", help="the id of the event to take from a JSONL file")
+    pv.add_argument("--number", help="the invoice number to print (default: the tenant's first number)")
+    pv.add_argument("--pay-url", help="show this payment link and its QR code")
+    pv.set_defaults(func=_pdf_preview)
 
     pr = sub.add_parser("providers", help="list registered platforms and channels with their capabilities")
     pr.set_defaults(func=_providers)

@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .branding import Branding, check_logo
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key."""
@@ -28,6 +30,8 @@ class Settings(BaseSettings):
     config: str | None = None  # path of the tenants file; None = the built-in demo tenants
     var_dir: Path = Path("var")
     secret_key: str | None = None  # signs document links; required outside the demo
+    pdf_link_ttl: int = Field(30 * 86400, gt=0)  # seconds a customer's signed PDF link stays valid
+    pdf_dir: Path | None = None  # where PDFs are stored; default <var_dir>/invoices
     public_url: str = "http://127.0.0.1:8000"
     visibility_timeout: int = 600  # seconds; longer than any task's hard limit
     task_time_limit: int = 120
@@ -68,15 +72,9 @@ class Platform(BaseModel):
 
 class Numbering(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prefix: str = "INV-"
+    prefix: str = Field("INV-", pattern=r"^[A-Za-z0-9._-]{0,32}$")  # also the PDF's file name
     start: int = 1
     width: int = Field(6, ge=1, le=12)
-
-
-class Branding(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$")
-    footer: str | None = None
 
 
 class Channel(BaseModel):
@@ -173,7 +171,11 @@ def load_tenants(path: str | None) -> dict[str, Tenant]:
         raise ConfigError(_describe(exc, origin)) from None
     from .providers import registry
 
+    base = Path(path).resolve().parent if path else Path.cwd()
     for slug, tenant in tenants.items():
+        problem = check_logo(tenant.branding, base)
+        if problem:
+            raise ConfigError(f"{origin}: tenants.{slug}.{problem}")
         for name, platform in tenant.platforms.items():
             if not registry.has(platform.provider, "create_invoice"):
                 raise ConfigError(f"{origin}: tenants.{slug}.platforms.{name}.provider: "

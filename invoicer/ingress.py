@@ -257,22 +257,32 @@ def create_app() -> FastAPI:
             return _error(404, "not_found", "no such job")
         return status
 
-    @app.get("/v1/documents/{delivery_id}")
-    async def get_document(delivery_id: int, expires: int, sig: str):
-        if not cfg.secret_key or not documents.check_link(cfg.secret_key, delivery_id, expires, sig):
+    def stored_pdf(invoice_id: int) -> tuple[str, bytes] | None:
+        """(number, bytes) of an invoice's finished PDF, read from its own tenant's folder."""
+        d, i = db.deliveries.c, db.invoices.c
+        with db.engine().connect() as conn:
+            row = conn.execute(select(d.detail, i.tenant, i.number).join_from(db.deliveries, db.invoices)
+                               .where(d.invoice_id == invoice_id, d.kind == "pdf", d.status == "done")).first()
+        if row is None:
+            return None
+        try:
+            return row.number, documents.storage(cfg).get(row.tenant, row.detail["path"])
+        except (OSError, ValueError):
+            return None
+
+    @app.get("/v1/invoices/{invoice_id}.pdf")
+    async def get_invoice_pdf(invoice_id: str, expires: str | None = None, signature: str | None = None):
+        if not (invoice_id.isascii() and invoice_id.isdigit() and len(invoice_id) < 19
+                and documents.check_link(cfg.secret_key, int(invoice_id), expires, signature)):
+            # tampered, expired, malformed or unsigned: one answer that tells nothing more
             return _error(403, "forbidden", "the link is invalid or has expired")
-
-        def load():
-            with db.engine().connect() as conn:
-                row = conn.execute(select(db.deliveries.c.detail).where(
-                    db.deliveries.c.id == delivery_id, db.deliveries.c.kind == "pdf",
-                    db.deliveries.c.status == "done")).first()
-            return documents.LocalStorage(cfg.var_dir / "invoices").get(row.detail["path"]) if row else None
-
-        data = await run_in_threadpool(load)
-        if data is None:
+        found = await run_in_threadpool(stored_pdf, int(invoice_id))
+        if found is None:
             return _error(404, "not_found", "no such document")
-        return Response(data, media_type="application/pdf")
+        number, data = found
+        return Response(data, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="{number}.pdf"', "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff"})
 
     # ------------------------------------------------------------ admin: dead letters and replay
 

@@ -133,7 +133,7 @@ def sample_doc(slug: str, tenant: Tenant) -> dict:
 def check_tenant(tenant: Tenant, slug: str = "sample") -> list[str]:
     """Problems with a tenant's templates and finance addresses, for the startup check."""
     problems = []
-    ctx = context(sample_doc(slug, tenant), "https://invoicer.example.com/v1/documents/1?sig=x", True)
+    ctx = context(sample_doc(slug, tenant), "https://invoicer.example.com/v1/invoices/1.pdf?signature=x", True)
     for kind in KINDS:
         for field in FIELDS:
             try:
@@ -234,13 +234,14 @@ def segments(text: str) -> dict:
 # ---------------------------------------------------------------- one message
 
 def link(pdf_row) -> str | None:
-    """The signed link to the stored PDF, valid 7 days from when it was rendered; the same on every
+    """The signed link to the stored PDF, valid INVOICER_PDF_LINK_TTL (30 days) from when it was rendered; the same on every
     retry (so a resent text is the same text, and a vendor look-up can match it)."""
     cfg = settings()
     if pdf_row is None or pdf_row.status != "done" or not cfg.secret_key:
         return None
     rendered = pdf_row.updated_at or datetime.now(timezone.utc)
-    return documents.sign_link(cfg.public_url, cfg.secret_key, pdf_row.id, now=rendered.timestamp())
+    return documents.sign_link(cfg.public_url, cfg.secret_key, pdf_row.invoice_id, cfg.pdf_link_ttl,
+                               now=rendered.timestamp())
 
 
 def compose(row, doc: dict, tenant: Tenant, pdf_row, var_dir: Path, kind: str | None = None) -> Message:
@@ -250,7 +251,7 @@ def compose(row, doc: dict, tenant: Tenant, pdf_row, var_dir: Path, kind: str | 
     attachment = None
     if row.kind == "email" and pdf_row is not None and (pdf_row.detail or {}).get("path") \
             and (row.target == "finance" or tenant.channels.pdf == "attach"):
-        attachment = (f"{doc['number']}.pdf", documents.LocalStorage(var_dir / "invoices").get(pdf_row.detail["path"]))
+        attachment = (f"{doc['number']}.pdf", documents.storage().get(doc["tenant"], pdf_row.detail["path"]))
     ctx = context(doc, url, attached=attachment is not None)
     data = {"tenant": doc["tenant"], "customer": doc["customer"]["name"], "job": doc["job"]["number"],
             "number": doc["number"], "total": ctx["invoice"]["total"], "due": ctx["invoice"]["due"],
@@ -269,7 +270,7 @@ def compose(row, doc: dict, tenant: Tenant, pdf_row, var_dir: Path, kind: str | 
 def preview(slug: str, tenant: Tenant, kind: str, doc: dict | None = None) -> dict:
     """Every field of one message kind rendered for a sample (or given) invoice, with SMS segments."""
     doc = doc or sample_doc(slug, tenant)
-    ctx = context(doc, "https://invoicer.example.com/v1/documents/1?expires=1767225600&sig=sample",
+    ctx = context(doc, "https://invoicer.example.com/v1/invoices/1.pdf?expires=1767225600&signature=sample",
                   attached=kind != "reminder")
     out = {field: render(tenant, kind, field, ctx) for field in FIELDS}
     out["sms_segments"] = segments(out["sms"])

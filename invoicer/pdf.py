@@ -1,81 +1,217 @@
 """Invoice PDF renderer: one priced invoice dict in, PDF bytes out.
 
-Pure and deterministic: the same dict gives the same bytes (reportlab invariant mode, the
-creation date taken from doc["created_at"]); no I/O, no clock. Money stays Decimal and is
-formatted by Babel with the currency's own decimals. Text is set in Noto Sans, which ships
-inside the pymupdf-fonts wheel, so names in any Latin script (Polish, Vietnamese, German) render.
+Deterministic: the same dict (and logo file) gives the same bytes. reportlab runs in invariant mode
+and the creation date is the invoice's own (doc["created_at"]); nothing reads the clock. The PDF's
+SHA-256 is recorded in the audit trail, so it proves what was sent.
+
+Money stays Decimal and is formatted by Babel in the tenant's locale with the currency's own
+decimals (JPY none, KWD three). Text is set in Noto Sans (the pymupdf-fonts wheel: Latin with every
+Vietnamese and Polish letter, Greek, Cyrillic); characters it lacks (Japanese kana and kanji) fall
+back, run by run, to IPAexGothic from the matplotlib-fontja wheel. Both are embedded as subsets.
+
+Layout and wording come from the tenant's `branding:` options (invoicer.branding.Branding).
 """
 from __future__ import annotations
 
+import importlib.util
 import io
+import itertools
 import threading
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
+from reportlab.graphics.barcode import qrencoder
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
+from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table
 
-FONT, BOLD = "InvoicerSans", "InvoicerSans-Bold"
-INK, MUTED, RULE, ZEBRA = (colors.HexColor(c) for c in ("#1F2937", "#6B7280", "#D1D5DB", "#F3F4F6"))
+from .branding import Branding
+
+FONT, BOLD, CJK = "InvoicerSans", "InvoicerSans-Bold", "InvoicerCJK"
 MARGIN = 18 * mm
-_fonts = threading.Lock()
+RULE = colors.HexColor("#D1D5DB")
+KINDS = ("labor", "material", "fee")
+_FONT_CHARS: dict[str, frozenset[int]] = {}
+_fonts = threading.Lock()  # threads-pool workers: a thread never sees a font half registered
 
+
+# ---------------------------------------------------------------- fonts and text
 
 def register_fonts() -> None:
-    """Once per process; under a lock, so a thread never sees the regular face without the bold one."""
+    """Noto Sans regular and bold, once per process (under a lock: the bold face is there with the regular)."""
     with _fonts:
-        if FONT in pdfmetrics.getRegisteredFontNames():
+        if FONT in _FONT_CHARS:
             return
         from pymupdf_fonts.NotoSans_Bold import fontbuffer as bold
         from pymupdf_fonts.NotoSans_Regular import fontbuffer as regular
-        pdfmetrics.registerFont(TTFont(FONT, io.BytesIO(regular)))
+
+        font = TTFont(FONT, io.BytesIO(regular))
+        pdfmetrics.registerFont(font)
         pdfmetrics.registerFont(TTFont(BOLD, io.BytesIO(bold)))
         pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=FONT, boldItalic=BOLD)
+        _FONT_CHARS[FONT] = frozenset(font.face.charToGlyph)
 
 
-def _style(size=9, bold=False, color=INK, align=0, leading=None) -> ParagraphStyle:
+def cjk_font_path() -> Path | None:
+    """IPAexGothic (Japanese, IPA Font License) inside the matplotlib-fontja wheel, found without importing it."""
+    spec = importlib.util.find_spec("matplotlib_fontja")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "fonts" / "ipaexg.ttf"
+    return path if path.exists() else None
+
+
+def _cjk_chars() -> frozenset[int]:
+    """The fallback font's characters; it is loaded the first time a text needs it."""
+    if CJK in _FONT_CHARS:
+        return _FONT_CHARS[CJK]
+    with _fonts:
+        if CJK not in _FONT_CHARS:
+            path = cjk_font_path()
+            chars: frozenset[int] = frozenset()
+            if path is not None:
+                font = TTFont(CJK, str(path))
+                pdfmetrics.registerFont(font)
+                pdfmetrics.registerFontFamily(CJK, normal=CJK, bold=CJK, italic=CJK, boldItalic=CJK)
+                chars = frozenset(font.face.charToGlyph)
+            _FONT_CHARS[CJK] = chars
+    return _FONT_CHARS[CJK]
+
+
+def covered(text: str) -> bool:
+    """Whether Noto Sans alone can set this text."""
+    return text.isascii() or all(ord(ch) in _FONT_CHARS[FONT] or ch in "\n\t" for ch in text)
+
+
+def markup(text: str) -> str:
+    """Paragraph markup for plain text: escaped, with each run that Noto Sans lacks in the fallback font."""
+    if covered(text):
+        return escape(text)
+    latin, fallback = _FONT_CHARS[FONT], _cjk_chars()
+    out, run, in_cjk = [], [], False
+    for ch in text:
+        cjk = ord(ch) not in latin and ord(ch) in fallback
+        if cjk != in_cjk and run:
+            out.append(f'<font name="{CJK}">{escape("".join(run))}</font>' if in_cjk else escape("".join(run)))
+            run = []
+        in_cjk = cjk
+        run.append(ch)
+    if run:
+        out.append(f'<font name="{CJK}">{escape("".join(run))}</font>' if in_cjk else escape("".join(run)))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- formatting
+
+@dataclass
+class _Look:
+    """Everything one render needs besides the invoice: branding, locale, colours, styles."""
+    doc: dict
+    brand: Branding
+    locale: Locale
+    zone: ZoneInfo | timezone
+    accent: colors.Color
+    ink: colors.Color
+    muted: colors.Color
+    width: float
+    pagesize: tuple[float, float]
+
+    def label(self, key: str, **values) -> str:
+        text = self.brand.label(key)
+        return " ".join(text.format(**values).split()) if values else text
+
+    def style(self, size=9, bold=False, color=None, align=0, leading=None) -> ParagraphStyle:
+        return _style(size, bold, color or self.ink, align, leading)
+
+    def para(self, text: str, size=9, bold=False, color=None, align=0, leading=None) -> Paragraph:
+        return _CellParagraph(markup(text), self.style(size, bold, color, align, leading))
+
+    def cell(self, text: str, width: float, size=9, bold=False, color=None, align=2):
+        """A table cell of one line: a plain string (fast) when Noto Sans covers it and it fits the
+        column (less the cell's 6 pt paddings), else a Paragraph, which wraps."""
+        if covered(text) and pdfmetrics.stringWidth(text, BOLD if bold else FONT, size) <= width - 12:
+            return text
+        return self.para(text, size, bold, color, align)
+
+    def money(self, value: Decimal) -> str:
+        # ja_JP writes the full-width yen sign; the ordinary one means the same and reads the same in any font
+        return format_currency(value, self.doc["currency"], locale=self.locale).replace("\uffe5", "\u00a5")
+
+    def number(self, value: Decimal) -> str:
+        return format_decimal(value, locale=self.locale, decimal_quantization=False)
+
+    def percent(self, value: Decimal) -> str:
+        return format_percent(value, locale=self.locale, decimal_quantization=False)
+
+    def date(self, value: date) -> str:
+        return format_date(value, "medium", locale=self.locale)
+
+    def datetime(self, value: datetime) -> str:
+        value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(self.zone)
+        pattern = str(self.locale.datetime_formats["medium"])
+        time_text = format_time(value, "short", locale=self.locale)
+        return f'{pattern.replace("{1}", self.date(value.date())).replace("{0}", time_text)} {value.tzname()}'
+
+
+class _CellParagraph(Paragraph):
+    """A paragraph that is never split (a table cell, the footer): its lines depend on the width only,
+    so another wrap at the same width (a table measures, then draws) reuses the first."""
+
+    def wrap(self, availWidth, availHeight):
+        if getattr(self, "_wrapped_at", None) != availWidth or not hasattr(self, "blPara"):
+            self._wrapped_at = availWidth
+            self._wrapped = super().wrap(availWidth, availHeight)
+        return self._wrapped
+
+
+class _Line(Flowable):
+    """One short line of text in one font (an SKU under a description): no markup to parse, nothing to wrap."""
+
+    def __init__(self, text: str, font: str, size: float, color: colors.Color, leading: float):
+        super().__init__()
+        self.text, self.font, self.size, self.color = text, font, size, color
+        self.width, self.height = pdfmetrics.stringWidth(text, font, size), leading
+
+    def wrap(self, availWidth, availHeight):
+        return self.width, self.height
+
+    def draw(self):
+        self.canv.setFont(self.font, self.size)
+        self.canv.setFillColor(self.color)
+        self.canv.drawString(0, self.height - self.size, self.text)
+
+
+@lru_cache(maxsize=256)
+def _style(size, bold, color, align, leading) -> ParagraphStyle:
     return ParagraphStyle("s", fontName=BOLD if bold else FONT, fontSize=size, leading=leading or size * 1.3,
                           textColor=color, alignment=align)
 
 
-def _accent(value: str | None) -> colors.Color:
-    try:
-        return colors.HexColor(value) if value else INK
-    except (ValueError, TypeError):
-        return INK
+def _hex(color: colors.Color) -> str:
+    return "#" + color.hexval()[2:]
 
 
-def _on(accent: colors.Color) -> colors.Color:
-    """Black or white, whichever reads better on the accent colour."""
-    return colors.black if 0.299 * accent.red + 0.587 * accent.green + 0.114 * accent.blue > 0.6 else colors.white
+def _on(color: colors.Color) -> colors.Color:
+    """Black or white, whichever reads better on this colour."""
+    return colors.black if 0.299 * color.red + 0.587 * color.green + 0.114 * color.blue > 0.6 else colors.white
 
 
-def _money(value: Decimal, doc: dict) -> str:
-    # ja_JP uses the full-width yen sign, which Noto Sans lacks; the ordinary one means the same.
-    return format_currency(value, doc["currency"], locale=doc["locale"]).replace("\uffe5", "\u00a5")
-
-
-def _percent(value: Decimal, locale: str) -> str:
-    return format_percent(value, locale=locale, decimal_quantization=False)
-
-
-def _date(value: date, locale: str) -> str:
-    return format_date(value, "medium", locale=locale)
-
-
-def _datetime(value: datetime, locale: str) -> str:
-    pattern = Locale.parse(locale).datetime_formats["medium"]
-    return str(pattern).replace("{1}", _date(value, locale)).replace("{0}", format_time(value, "short", locale=locale))
+def _tint(color: colors.Color, amount: float) -> colors.Color:
+    return colors.Color(*(1 - amount + amount * c for c in (color.red, color.green, color.blue)))
 
 
 def _address(a: dict | None) -> list[str]:
@@ -86,21 +222,261 @@ def _address(a: dict | None) -> list[str]:
     return [p for p in (a.get("line1"), city, a.get("country")) if p]
 
 
-def _block(title: str, lines: list[str], bold_first: bool = False) -> Paragraph:
-    body = [f"<b>{escape(x)}</b>" if bold_first and i == 0 else escape(x) for i, x in enumerate(lines)]
-    return Paragraph(f'<font size="7" color="#6B7280">{escape(title.upper())}</font><br/>' + "<br/>".join(body),
-                     _style(leading=12))
+def _terms(look: _Look) -> str:
+    days = look.doc["payment_terms_days"]
+    return look.label("due_on_receipt") if days == 0 else look.label("net", days=days)
 
+
+def template_values(look: _Look) -> dict[str, str]:
+    doc = look.doc
+    return {"tenant": doc["seller"]["name"], "number": doc["number"], "issued": look.date(doc["issued_on"]),
+            "due": look.date(doc["due_on"]), "total": look.money(doc["total"]),
+            "amount_due": look.money(doc["total"]), "customer": doc["customer"]["name"],
+            "job_number": doc["job"]["number"], "terms": _terms(look), "pay_url": doc.get("pay_url") or ""}
+
+
+# ---------------------------------------------------------------- the parts of the page
+
+def _block(look: _Look, title: str, lines: list[str], bold_first: bool = False) -> Paragraph:
+    body = [f"<b>{markup(x)}</b>" if bold_first and i == 0 else markup(x) for i, x in enumerate(lines)]
+    head = f'<font size="7" color="{_hex(look.muted)}">{markup(title.upper())}</font>'
+    return _CellParagraph("<br/>".join([head, *body]), look.style(leading=12))
+
+
+def _logo(look: _Look):
+    path = look.brand.logo
+    if not (path and look.brand.show.logo):
+        return None
+    iw, ih = ImageReader(path).getSize()
+    w = look.brand.logo_width_mm * mm
+    h = w * ih / iw
+    cap = look.brand.logo_max_height_mm * mm
+    if h > cap:
+        w, h = w * cap / h, cap
+    return Image(path, width=w, height=h, hAlign="LEFT")
+
+
+def _header(look: _Look) -> Table:
+    doc, seller, show = look.doc, look.doc["seller"], look.brand.show
+    logo = _logo(look)
+    left = [logo, Spacer(1, 3 * mm)] if logo else []
+    lines = [f'<font name="{BOLD}" size="14" color="{_hex(look.accent)}">{markup(seller["name"])}</font>']
+    lines += [markup(x) for x in seller.get("address") or []]
+    if seller.get("tax_id") and show.tax_id:
+        lines.append(f"{markup(look.label('tax_id'))}: {markup(seller['tax_id'])}")
+    left.append(_CellParagraph("<br/>".join(lines), look.style(leading=12.5)))
+
+    meta = [(look.label("number"), doc["number"]), (look.label("issued"), look.date(doc["issued_on"])),
+            (look.label("due"), look.date(doc["due_on"]))]
+    col = look.width * 0.2
+    meta_table = Table([[look.cell(k, col, color=look.muted), look.cell(v, col, bold=True)] for k, v in meta],
+                       colWidths=[col, col], hAlign="RIGHT")
+    meta_table.setStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTNAME", (1, 0), (1, -1), BOLD),
+                         ("FONTSIZE", (0, 0), (-1, -1), 9), ("TEXTCOLOR", (0, 0), (0, -1), look.muted),
+                         ("TEXTCOLOR", (1, 0), (1, -1), look.ink), ("ALIGN", (0, 0), (-1, -1), "RIGHT"),
+                         ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+                         ("RIGHTPADDING", (1, 0), (1, -1), 0)])
+    on = _on(look.accent)
+    widths = [look.width * 0.17, look.width * 0.23]
+    due = Table([[look.cell(look.label("amount_due"), widths[0], color=on, align=0),
+                  look.cell(look.money(doc["total"]), widths[1], 12, True, on)]], colWidths=widths, hAlign="RIGHT")
+    due.setStyle([("BACKGROUND", (0, 0), (-1, -1), look.accent), ("TEXTCOLOR", (0, 0), (-1, -1), on),
+                  ("FONTNAME", (0, 0), (0, 0), FONT), ("FONTNAME", (1, 0), (1, 0), BOLD),
+                  ("FONTSIZE", (0, 0), (0, 0), 9), ("FONTSIZE", (1, 0), (1, 0), 12), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+                  ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 5),
+                  ("BOTTOMPADDING", (0, 0), (-1, -1), 6)])
+    right = [look.para(look.label("title"), 22, True, look.accent, align=2, leading=26), Spacer(1, 2 * mm),
+             meta_table, Spacer(1, 3 * mm), due]
+    header = Table([[left, right]], colWidths=[look.width * 0.56, look.width * 0.44])
+    header.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+                     ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                     ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("LINEBELOW", (0, 0), (-1, 0), 1.5, look.accent),
+                     ("BOTTOMPADDING", (0, 0), (-1, -1), 10)])
+    return header
+
+
+def _parties(look: _Look) -> Table:
+    doc, show = look.doc, look.brand.show
+    customer, job = doc["customer"], doc["job"]
+    contact = [x for x in (customer.get("email"), customer.get("phone")) if x] if show.customer_contact else []
+    bill_to = [customer["name"], *_address(customer.get("billing_address") or doc["service_address"]), *contact]
+    job_lines = [f"{look.label('job_number')} {job['number']}"]
+    if show.technician:
+        job_lines.append(f"{look.label('technician')}: {job['technician']}")
+    if job.get("po_number") and show.po_number:
+        job_lines.append(f"{look.label('po_number')}: {job['po_number']}")
+    if show.completed_at:
+        job_lines.append(f"{look.label('completed')}: {look.datetime(job['completed_at'])}")
+    blocks = [_block(look, look.label("bill_to"), bill_to, True)]
+    if show.service_address:
+        blocks.append(_block(look, look.label("service_address"), _address(doc["service_address"])))
+    blocks.append(_block(look, look.label("job"), job_lines))
+    parties = Table([blocks], colWidths=[look.width / len(blocks)] * len(blocks))
+    parties.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)])
+    return parties
+
+
+def _items(look: _Look) -> Table:
+    show, on = look.brand.show, _on(look.accent)
+    heads = [look.label(k) for k in ("description", "quantity", "unit_price", "amount")]
+    widths = [look.width * f for f in (0.52, 0.12, 0.17, 0.19)]
+    rows: list[list] = [[look.cell(h, widths[i], bold=True, color=on, align=0 if i == 0 else 2)
+                         for i, h in enumerate(heads)]]
+    style = [("BACKGROUND", (0, 0), (-1, 0), look.accent), ("TEXTCOLOR", (0, 0), (-1, 0), on),
+             ("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTNAME", (0, 0), (-1, 0), BOLD),
+             ("FONTSIZE", (0, 0), (-1, -1), 9), ("TEXTCOLOR", (0, 1), (-1, -1), look.ink),
+             ("ALIGN", (1, 0), (-1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+             ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+             ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE), ("LINEBELOW", (0, -1), (-1, -1), 0.75, look.accent)]
+    cell, small = look.style(leading=11.5), look.style(7, color=look.muted, leading=9)
+    band = _tint(look.accent, 0.1)
+    heights: dict[int, float] = {}  # rows measured here; the table measures the rest (header, sections)
+    for kind in KINDS:
+        lines = [ln for ln in look.doc["lines"] if ln["kind"] == kind]
+        if not lines:
+            continue
+        r = len(rows)
+        rows.append([look.cell(look.label(kind), look.width, 8, True, align=0), "", "", ""])
+        style += [("SPAN", (0, r), (-1, r)), ("BACKGROUND", (0, r), (-1, r), band), ("FONTNAME", (0, r), (0, r), BOLD),
+                  ("FONTSIZE", (0, r), (0, r), 8), ("TOPPADDING", (0, r), (-1, r), 3),
+                  ("BOTTOMPADDING", (0, r), (-1, r), 3), ("NOSPLIT", (0, r), (-1, r + 1))]
+        for ln in lines:
+            extra = []
+            if ln.get("sku") and show.sku:
+                extra.append(f"SKU {ln['sku']}")
+            if not ln.get("taxable", True) and show.not_taxable:
+                extra.append(look.label("not_taxable"))
+            # the small grey line is drawn on its own: inline <font> markup costs 8x the parsing
+            desc = [_CellParagraph(markup(ln["description"]), cell)]
+            if extra:
+                note = " · ".join(extra)
+                fits = covered(note) and pdfmetrics.stringWidth(note, FONT, 7) <= widths[0] - 12
+                desc.append(_Line(note, FONT, 7, look.muted, 9) if fits else _CellParagraph(markup(note), small))
+            if kind == "labor":
+                qty = look.label("hours", hours=look.number(ln["quantity"]))
+                price = look.label("per_hour", rate=look.money(ln["unit_price"]))
+            elif kind == "material":
+                qty, price = look.number(ln["quantity"]), look.money(ln["unit_price"])
+            else:
+                qty = price = ""
+            row = [desc, look.cell(qty, widths[1]), look.cell(price, widths[2]),
+                   look.cell(look.money(ln["amount"]), widths[3])]
+            # measured once here rather than again for every page the table is split over
+            heights[len(rows)] = max([9 * 1.2, sum(p.wrap(widths[0] - 12, 10_000)[1] for p in desc)]
+                                     + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row[1:], widths[1:])
+                                        if isinstance(c, Paragraph)]) + 9
+            rows.append(row)
+    table = Table(rows, colWidths=widths, rowHeights=[heights.get(i) for i in range(len(rows))], repeatRows=1)
+    table.setStyle(style)
+    return table
+
+
+def _totals(look: _Look) -> Table:
+    doc = look.doc
+    rows = [(look.label("subtotal"), look.money(doc["subtotal"]))]
+    for d in doc.get("discounts") or []:
+        pct = "" if d.get("percent") is None else f" ({look.percent(d['percent'] / 100)})"
+        rows.append((f"{d['description']}{pct}", look.money(-d["amount"])))
+    if len(doc.get("discounts") or []) > 1:
+        rows.append((look.label("discount_total"), look.money(-doc["discount_total"])))
+    tax = doc["tax"]
+    rows += [(look.label("tax", jurisdiction=tax.get("jurisdiction") or "", rate=look.percent(tax["rate"])),
+              look.money(tax["amount"])),
+             (look.label("total"), look.money(doc["total"])), (look.label("amount_due"), look.money(doc["total"]))]
+    on = _on(look.accent)
+    widths = [look.width * 0.32, look.width * 0.19]
+    cells = [[look.para(k, align=2), look.cell(v, widths[1])] for k, v in rows[:-2]]
+    cells += [[look.para(rows[-2][0], bold=True, align=2), look.cell(rows[-2][1], widths[1], bold=True)],
+              [look.para(rows[-1][0], 10, True, on, 2), look.cell(rows[-1][1], widths[1], 10, True, on)]]
+    table = Table(cells, colWidths=widths, hAlign="RIGHT")
+    table.setStyle([("FONTNAME", (1, 0), (1, -1), FONT), ("FONTNAME", (1, -2), (1, -1), BOLD),
+                    ("FONTSIZE", (1, 0), (1, -1), 9), ("FONTSIZE", (1, -1), (1, -1), 10),
+                    ("TEXTCOLOR", (1, 0), (1, -2), look.ink), ("TEXTCOLOR", (1, -1), (1, -1), on),
+                    ("ALIGN", (1, 0), (1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                    ("LINEABOVE", (0, -2), (-1, -2), 0.75, RULE), ("BACKGROUND", (0, -1), (-1, -1), look.accent),
+                    ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+                    ("TOPPADDING", (0, -1), (-1, -1), 5), ("BOTTOMPADDING", (0, -1), (-1, -1), 6)])
+    return table
+
+
+@lru_cache(maxsize=64)
+def _qr_runs(url: str) -> tuple[int, tuple[tuple[int, int, int], ...]]:
+    """A QR code (error correction M) as its module count and dark runs (row, first column, length)."""
+    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
+    code.addData(url)
+    code.make()
+    runs = []
+    for r, row in enumerate(code.modules):
+        c = 0
+        for dark, group in itertools.groupby(bool(m) for m in row):
+            n = len(list(group))
+            if dark:
+                runs.append((r, c, n))
+            c += n
+    return code.getModuleCount(), tuple(runs)
+
+
+class _QR(Flowable):
+    """The payment link as a QR code: encoded once per link, drawn as one path, and clickable."""
+
+    QUIET = 4  # modules of white margin the standard asks for
+
+    def __init__(self, url: str, size: float, color: colors.Color):
+        super().__init__()
+        self.url, self.width, self.height, self.color = url, size, size, color
+
+    def draw(self):
+        count, runs = _qr_runs(self.url)
+        box = self.width / (count + 2 * self.QUIET)
+        path = self.canv.beginPath()
+        for r, c, n in runs:
+            path.rect((c + self.QUIET) * box, self.height - (r + self.QUIET + 1) * box, n * box, box)
+        self.canv.setFillColor(self.color)
+        self.canv.drawPath(path, stroke=0, fill=1)
+        self.canv.linkURL(self.url, (0, 0, self.width, self.height), relative=1)
+
+
+def _payment(look: _Look) -> list:
+    """Terms, the pay-online link with its QR code, the signature: the column beside the totals."""
+    doc, show = look.doc, look.brand.show
+    text = [f"<b>{markup(look.label('payment_terms'))}:</b> {markup(_terms(look))} · "
+            f"{markup(look.label('due'))} {markup(look.date(doc['due_on']))}"]
+    pay_url = doc.get("pay_url") if show.pay_link else None
+    if pay_url:
+        url = escape(pay_url, {'"': "&quot;"})
+        link = _hex(look.accent) if _on(look.accent) == colors.white else _hex(look.ink)  # pale brands read badly
+        text.append(f'<b>{markup(look.label("pay_online"))}:</b> <link href="{url}" color="{link}"><u>{url}</u></link>')
+    if doc.get("signature") and show.signature:
+        sig = doc["signature"]
+        text.append(markup(look.label("signed", name=sig["signed_by"], time=look.datetime(sig["signed_at"]))))
+    out = [_CellParagraph("<br/>".join(text), look.style(leading=13))]
+    if pay_url and show.qr_code:
+        code = _QR(pay_url, 24 * mm, look.ink)
+        code.hAlign = "LEFT"
+        out += [Spacer(1, 2 * mm), code, look.para(look.label("scan_to_pay"), 7, color=look.muted)]
+    return out
+
+
+def _notes(look: _Look) -> list:
+    if not (look.brand.notes and look.brand.show.notes):
+        return []
+    text = look.brand.notes.format(**template_values(look))
+    keep = ParagraphStyle("notes", parent=look.style(8, True, look.muted), keepWithNext=1)  # no orphan heading
+    head = Paragraph(markup(look.label("notes")), keep)
+    return [Spacer(1, 4 * mm), head, Paragraph(markup(text).replace("\n", "<br/>"), look.style(leading=12))]
+
+
+# ---------------------------------------------------------------- pages
 
 class _NumberedCanvas(Canvas):
     """Holds every page until save() so each can say 'Page N of M'; dates come from the invoice."""
 
-    def __init__(self, *args, created: datetime, footer: str, **kwargs):
+    def __init__(self, *args, created: datetime, decorate, **kwargs):
         super().__init__(*args, **kwargs)
         stamp = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
         stamp = stamp.astimezone(timezone.utc).strftime("D:%Y%m%d%H%M%S+00'00'")
         self.setDateFormatter(lambda *_: stamp)
-        self._footer, self._pages = footer, []
+        self._decorate, self._pages = decorate, []
 
     def showPage(self):
         self._pages.append(dict(self.__dict__))
@@ -109,109 +485,72 @@ class _NumberedCanvas(Canvas):
     def save(self):
         for state in self._pages:
             self.__dict__.update(state)
-            self._decorate(len(self._pages))
+            self._decorate(self, self._pageNumber, len(self._pages))
             super().showPage()
         super().save()
 
-    def _decorate(self, total: int) -> None:
-        width, _ = self._pagesize
-        self.setStrokeColor(RULE)
-        self.line(MARGIN, 14 * mm, width - MARGIN, 14 * mm)
-        if self._footer:
-            para = Paragraph(escape(self._footer), _style(7, color=MUTED))
-            _, h = para.wrap(width - 2 * MARGIN - 30 * mm, 12 * mm)
-            para.drawOn(self, MARGIN, 14 * mm - 2 * mm - h)
-        self.setFont(FONT, 7)
-        self.setFillColor(MUTED)
-        self.drawRightString(width - MARGIN, 14 * mm - 2 * mm - 7, f"Page {self._pageNumber} of {total}")
+
+def _decorator(look: _Look):
+    doc = look.doc
+    footer = look.brand.footer.format(**template_values(look)) if look.brand.footer else ""
+    footer_para = _CellParagraph(markup(footer), look.style(7, color=look.muted, leading=9)) if footer else None
+    running = f"{doc['seller']['name']} · {look.label('number')} {doc['number']}"
+
+    def decorate(canvas: Canvas, page: int, pages: int) -> None:
+        width, height = canvas._pagesize
+        canvas.setStrokeColor(RULE)
+        canvas.setLineWidth(0.5)
+        canvas.line(MARGIN, 14 * mm, width - MARGIN, 14 * mm)
+        if footer_para is not None:
+            _, h = footer_para.wrap(width - 2 * MARGIN - 45 * mm, 12 * mm)
+            footer_para.drawOn(canvas, MARGIN, 14 * mm - 2 * mm - h)
+        label = look.label("page", page=page, pages=pages)
+        tag = Paragraph(markup(label), look.style(7, color=look.muted, align=2))
+        tag.wrap(45 * mm, 10 * mm)
+        tag.drawOn(canvas, width - MARGIN - 45 * mm, 14 * mm - 2 * mm - 9)
+        if page > 1:  # continuation pages say whose invoice they belong to
+            head = Paragraph(markup(running), look.style(7, color=look.muted, align=2))
+            head.wrap(width - 2 * MARGIN, 10 * mm)
+            head.drawOn(canvas, MARGIN, height - MARGIN + 3 * mm)
+
+    return decorate
+
+
+def _look(doc: dict) -> _Look:
+    register_fonts()
+    brand = doc.get("branding")
+    brand = brand if isinstance(brand, Branding) else Branding.model_validate(brand or {})
+    zone = timezone.utc if brand.timezone == "UTC" else ZoneInfo(brand.timezone)
+    locale = Locale.parse(doc["locale"])  # once: Babel would parse a locale name on every call
+    size = {"A4": A4, "letter": LETTER}.get(brand.page_size)
+    if size is None:
+        size = LETTER if locale.territory in ("US", "CA") else A4
+    look = _Look(doc=doc, brand=brand, locale=locale, zone=zone,
+                 accent=colors.HexColor(brand.color or brand.text_color), ink=colors.HexColor(brand.text_color),
+                 muted=colors.HexColor(brand.muted_color), width=size[0] - 2 * MARGIN, pagesize=size)
+    return look
 
 
 def render(doc: dict) -> bytes:
     """The invoice as PDF bytes; identical bytes for an identical dict."""
-    register_fonts()
-    loc, seller, customer, job = doc["locale"], doc["seller"], doc["customer"], doc["job"]
-    accent = _accent(seller.get("color"))
-    hexcol = "#" + accent.hexval()[2:]
-    money = lambda v: _money(v, doc)  # noqa: E731
-    page = LETTER if Locale.parse(loc).territory in ("US", "CA") else A4
-    width = page[0] - 2 * MARGIN
-
-    seller_lines = [f'<font name="{BOLD}" size="15" color="{hexcol}">{escape(seller["name"])}</font>']
-    seller_lines += [escape(x) for x in seller.get("address") or []]
-    if seller.get("tax_id"):
-        seller_lines.append(f"Tax ID: {escape(seller['tax_id'])}")
-    title = [f'<font name="{BOLD}" size="20">INVOICE</font>', f"<b>No.</b> {escape(doc['number'])}",
-             f"<b>Issued</b> {_date(doc['issued_on'], loc)}", f"<b>Due</b> {_date(doc['due_on'], loc)}",
-             f"<b>Amount due</b> {escape(money(doc['total']))}"]
-    header = Table([[Paragraph("<br/>".join(seller_lines), _style(leading=13)),
-                     Paragraph("<br/>".join(title), _style(leading=14, align=2))]],
-                   colWidths=[width * 0.6, width * 0.4])
-    header.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                     ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("LINEBELOW", (0, 0), (-1, 0), 1.5, accent),
-                     ("BOTTOMPADDING", (0, 0), (-1, -1), 8)])
-
-    contact = [x for x in (customer.get("email"), customer.get("phone")) if x]
-    bill_to = [customer["name"], *_address(customer.get("billing_address") or doc["service_address"]), *contact]
-    job_lines = [f"Job {job['number']}", f"Technician: {job['technician']}"]
-    if job.get("po_number"):
-        job_lines.append(f"PO: {job['po_number']}")
-    job_lines.append(f"Completed: {_datetime(job['completed_at'], loc)}")
-    parties = Table([[_block("Bill to", bill_to, True), _block("Service address", _address(doc["service_address"])),
-                      _block("Job", job_lines, True)]], colWidths=[width / 3] * 3)
-    parties.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)])
-
-    cell, num = _style(), _style(align=2)
-    rows = [[Paragraph(f"<b>{h}</b>", _style(color=_on(accent), align=2 if i else 0))
-             for i, h in enumerate(("Description", "Qty", "Unit price", "Amount"))]]
-    for line in doc["lines"]:
-        text = escape(line["description"])
-        if line.get("sku"):
-            text += f'<br/><font size="7" color="#6B7280">SKU {escape(line["sku"])}</font>'
-        rows.append([Paragraph(text, cell),
-                     Paragraph(format_decimal(line["quantity"], locale=loc, decimal_quantization=False), num),
-                     Paragraph(escape(money(line["unit_price"])), num), Paragraph(escape(money(line["amount"])), num)])
-    items = Table(rows, colWidths=[width * 0.55, width * 0.1, width * 0.17, width * 0.18], repeatRows=1)
-    items.setStyle([("BACKGROUND", (0, 0), (-1, 0), accent), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, ZEBRA]),
-                    ("LINEBELOW", (0, -1), (-1, -1), 0.75, RULE), ("TOPPADDING", (0, 0), (-1, -1), 4),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 4)])
-
-    totals = [("Subtotal", money(doc["subtotal"]))]
-    for d in doc.get("discounts") or []:
-        pct = "" if d.get("percent") is None else f" ({_percent(d['percent'] / 100, loc)})"
-        totals.append((f"{d['description']}{pct}", money(-d["amount"])))
-    if doc.get("discounts"):
-        totals.append(("Discount total", money(-doc["discount_total"])))
-    tax = doc["tax"]
-    totals += [(f"Tax {tax['jurisdiction']} ({_percent(tax['rate'], loc)})", money(tax["amount"])),
-               ("Total", money(doc["total"])), ("Amount due", money(doc["total"]))]
-    styles = [num] * (len(totals) - 2) + [_style(bold=True, align=2), _style(10, True, _on(accent), 2)]
-    summary = Table([[Paragraph(escape(k), st), Paragraph(escape(v), st)] for (k, v), st in zip(totals, styles)],
-                    colWidths=[width * 0.32, width * 0.18], hAlign="RIGHT")
-    summary.setStyle([("LINEABOVE", (0, -2), (-1, -2), 0.75, RULE), ("BACKGROUND", (0, -1), (-1, -1), accent),
-                      ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])
-
-    days = doc["payment_terms_days"]
-    notes = [f"<b>Payment terms:</b> {'Due on receipt' if days == 0 else f'Net {days}'}"]
-    if doc.get("pay_url"):
-        url = escape(doc["pay_url"], {'"': "&quot;"})
-        link = hexcol if _on(accent) == colors.white else "#1F2937"  # a pale brand colour is unreadable as text
-        notes.append(f'<b>Pay online:</b> <link href="{url}" color="{link}">{url}</link>')
-    if doc.get("signature"):
-        sig = doc["signature"]
-        notes.append(f"Signed by {escape(sig['signed_by'])} at {_datetime(sig['signed_at'], loc)}")
-
-    story = [header, Spacer(1, 6 * mm), parties, Spacer(1, 4 * mm),
-             Paragraph(f"<b>Work performed:</b> {escape(job['summary'])}", _style(leading=12)), Spacer(1, 4 * mm),
-             items, Spacer(1, 3 * mm), KeepTogether([summary, Spacer(1, 5 * mm)] +
-                                                    [Paragraph(n, _style(leading=13)) for n in notes])]
+    look = _look(doc)
+    story = [_header(look), Spacer(1, 6 * mm), _parties(look), Spacer(1, 5 * mm)]
+    if look.brand.show.summary and doc["job"].get("summary"):
+        story += [Paragraph(f"<b>{markup(look.label('work_performed'))}:</b> {markup(doc['job']['summary'])}",
+                            look.style(leading=12)), Spacer(1, 4 * mm)]
+    closing = Table([[_payment(look), _totals(look)]], colWidths=[look.width * 0.48, look.width * 0.52])
+    closing.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+                      ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                      ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 0)])
+    story += [_items(look), Spacer(1, 4 * mm), closing, *_notes(look)]
     out = io.BytesIO()
     pad = 6  # the frame's own padding: content starts exactly at MARGIN
-    template = SimpleDocTemplate(out, pagesize=page, leftMargin=MARGIN - pad, rightMargin=MARGIN - pad,
+    number, seller = doc["number"], doc["seller"]["name"]
+    template = SimpleDocTemplate(out, pagesize=look.pagesize, leftMargin=MARGIN - pad, rightMargin=MARGIN - pad,
                                  topMargin=MARGIN - pad, bottomMargin=MARGIN + 8 * mm - pad, invariant=1,
-                                 initialFontName=FONT, title=f"Invoice {doc['number']}", author=seller["name"],
-                                 subject=f"Invoice {doc['number']}", creator="invoicer")
-    footer = seller.get("footer") or ""
-    maker = lambda *a, **kw: _NumberedCanvas(*a, created=doc["created_at"], footer=footer, **kw)  # noqa: E731
+                                 initialFontName=FONT, title=f"Invoice {number}", author=seller,
+                                 subject=f"Invoice {number}", creator="invoicer")
+    decorate = _decorator(look)
+    maker = lambda *a, **kw: _NumberedCanvas(*a, created=doc["created_at"], decorate=decorate, **kw)  # noqa: E731
     template.build(story, canvasmaker=maker)
     return out.getvalue()

@@ -256,7 +256,8 @@ def _done(row, doc: dict, result: dict, started: float) -> list[tuple[str, int]]
             _attempt(conn, row, "ok", None, started)
             audit(conn, doc["tenant"], f"{row.kind}_done" if status == "done" else f"{row.kind}_{status}",
                   job_pk=doc["job_pk"], invoice_id=row.invoice_id, delivery_id=row.id, target=row.target,
-                  attempt=row.attempts, external_id=result.get("external_id"))
+                  attempt=row.attempts, external_id=result.get("external_id"),
+                  **({"sha256": result["detail"]["sha256"]} if row.kind == "pdf" else {}))  # proves what was sent
             if status == "review":
                 conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(needs_review=True))
             follow = advance(conn, row.invoice_id)
@@ -465,8 +466,8 @@ def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_d
         "tenant": slug, "number": number, "currency": job.currency, "locale": tenant.locale,
         "issued_on": issued.date(), "due_on": (issued + timedelta(days=due_days)).date(),
         "created_at": issued, "payment_terms_days": due_days,
-        "seller": {"name": tenant.name, "address": tenant.address, "tax_id": tenant.tax_id,
-                   "color": tenant.branding.color, "footer": tenant.branding.footer},
+        "seller": {"name": tenant.name, "address": tenant.address, "tax_id": tenant.tax_id},
+        "branding": tenant.branding.model_dump(),
         "customer": customer.model_dump(mode="python"),
         "service_address": job.service_address.model_dump(),
         "job": {"id": job.id, "number": job.number, "summary": job.summary, "technician": job.technician.name,
@@ -512,10 +513,10 @@ def _invoice(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
 def _pdf(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     from . import pdf
 
-    storage = documents.LocalStorage(ctx.var_dir / "invoices")
-    rel = storage.relpath(doc["tenant"], doc["issued_on"], doc["number"])
+    key = documents.key(doc["tenant"], doc["issued_on"], doc["number"])
     data = pdf.render(doc)
-    return {"external_id": rel, "detail": {"path": rel, "sha256": storage.put(rel, data), "bytes": len(data)}}
+    sha = documents.storage().put(doc["tenant"], key, data)
+    return {"external_id": key, "detail": {"path": key, "sha256": sha, "bytes": len(data)}}
 
 
 def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:

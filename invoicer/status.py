@@ -70,7 +70,7 @@ def job_status(tenant: str, job_id: str) -> dict | None:
                           for d in mine if d.kind == "invoice"],
             "pdf": None if pdf is None else {
                 **step(pdf), "sha256": (pdf.detail or {}).get("sha256"),
-                "url": sign_link(cfg.public_url, cfg.secret_key, pdf.id)
+                "url": sign_link(cfg.public_url, cfg.secret_key, pdf.invoice_id, cfg.pdf_link_ttl)
                 if pdf.status == "done" and cfg.secret_key else None},
             "notifications": [{"channel": d.kind, "to": d.target, "recipient": mask(d.recipient),
                                "provider": d.provider, "message_id": d.external_id,

@@ -52,7 +52,7 @@ def test_defaults_render_and_escape_per_format():
     out = notify.preview("acme", TENANT, "invoice")
     assert out["subject"] == "Invoice INV-000001 from Acme <Heating> & Cooling"
     assert "Acme &lt;Heating&gt; &amp; Cooling" not in out["text"]
-    assert "&amp;sig=sample" in out["html"]  # HTML is autoescaped
+    assert "&amp;signature=sample" in out["html"]  # HTML is autoescaped
     assert out["sms"].startswith("Acme <Heating> & Cooling: invoice INV-000001 for $251.10 is due Dec 2, 2026.")
     assert out["sms_segments"] == notify.segments(out["sms"])
     nl = notify.preview("polar", Tenant(**{**TENANT.model_dump(), "locale": "nl_NL"}), "invoice")

@@ -1,12 +1,13 @@
 """The whole path on real processes: ingress -> Redis -> Celery workers -> PostgreSQL, PDF and outbox."""
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 
 from sqlalchemy import select
 
-from invoicer import db, money
+from invoicer import db, documents, money
 from invoicer.models import Event
 
 from .conftest import VAR, make_event, post, shared_events, wait_for
@@ -63,10 +64,21 @@ def test_status_links_every_step_and_the_audit_trail(client, worker):
     actions = [a["action"] for a in status["audit"]]
     assert actions[0] == "job_created" and actions[-1] == "job_done"
     assert actions.count("invoice_done") == 2 and "pdf_done" in actions and actions.count("email_done") == 2
-    pdf = client.get(invoice["pdf"]["url"].removeprefix("http://127.0.0.1:8000"))
+    link = invoice["pdf"]["url"].removeprefix("http://127.0.0.1:8000")
+    iid = int(link.removeprefix("/v1/invoices/").split(".pdf?")[0])
+    assert link.startswith(f"/v1/invoices/{iid}.pdf?expires=") and "&signature=" in link
+    pdf = client.get(link)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-    tampered = invoice["pdf"]["url"].removeprefix("http://127.0.0.1:8000").replace("sig=", "sig=x")
-    assert client.get(tampered).status_code == 403
+    [done] = [a for a in status["audit"] if a["action"] == "pdf_done"]
+    assert done["detail"]["sha256"] == hashlib.sha256(pdf.content).hexdigest() == invoice["pdf"]["sha256"]
+    refused = [link.replace("signature=", "signature=x"), link.replace("expires=", "expires=1"),
+               link.replace(f"/{iid}.pdf", f"/{iid + 1}.pdf"),
+               documents.sign_link("", "test-link-key", iid, ttl=-1), f"/v1/invoices/{iid}.pdf",
+               link.replace("expires=", "expires=x")]
+    for bad in refused:  # tampered, expired or malformed: the same 403 that says nothing more
+        r = client.get(bad)
+        assert r.status_code == 403 and r.json() == {"error": "forbidden",
+                                                     "detail": "the link is invalid or has expired"}, bad
     emails = sorted((VAR / "outbox" / "email" / "acme-hvac").glob("*.eml"))
     assert len(emails) == 2 and b"application/pdf" in emails[0].read_bytes()
     sms = (VAR / "outbox" / "sms.jsonl").read_text().splitlines()

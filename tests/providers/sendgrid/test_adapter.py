@@ -87,5 +87,5 @@ def test_in_the_pipeline_a_link_instead_of_the_pdf(clean, sim, monkeypatch, tmp_
     one_channel(monkeypatch, tmp_path, "email", sim.channel(sim.url), pdf="link")
     run_job()
     [mail] = sim.messages.values()
-    assert "attachments" not in mail and "/v1/documents/" in mail["content"][0]["value"]
-    assert "/v1/documents/" in mail["content"][1]["value"]
+    assert "attachments" not in mail and "/v1/invoices/" in mail["content"][0]["value"]
+    assert "/v1/invoices/" in mail["content"][1]["value"]

@@ -6,7 +6,7 @@ from invoicer.providers.base import Message
 from invoicer.providers.slack import transform
 
 DATA = {"tenant": "acme", "customer": "Bob <b> & Co", "job": "1001", "number": "ACME-001001", "total": "$251.10",
-        "due": "Dec 2, 2026", "pdf_url": "https://inv.example/v1/documents/9?sig=x", "pay_url": None}
+        "due": "Dec 2, 2026", "pdf_url": "https://inv.example/v1/invoices/9.pdf?signature=x", "pay_url": None}
 MSG = Message(key="key-1", to="C123", subject="s", text="Invoice *ACME-001001* issued", tenant="acme", data=DATA)
 
 

@@ -86,7 +86,7 @@ def test_in_the_pipeline_a_retry_after_an_unknown_outcome_sends_again_with_the_s
     mail = sim.messages[-1]["mail"]
     assert mail["Subject"] == "Invoice INV-000001 from Acme"
     assert [a.get_filename() for a in mail.iter_attachments()] == ["INV-000001.pdf"]
-    assert "/v1/documents/" in mail.get_body(("plain",)).get_content()
+    assert "/v1/invoices/" in mail.get_body(("plain",)).get_content()
 
 
 def test_link_instead_of_attachment_per_tenant(clean, sim, monkeypatch, tmp_path):

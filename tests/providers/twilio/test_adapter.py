@@ -71,7 +71,7 @@ def test_in_the_pipeline_a_timeout_after_twilio_accepted_sends_no_second_text(cl
     assert row.status == "done" and row.attempts == 2 and row.detail["found_existing"] is True
     [m] = sim.messages.values()
     assert row.external_id == m["sid"]
-    assert "INV-000001" in m["body"] and "/v1/documents/" in m["body"] and m["num_media"] == "0"
+    assert "INV-000001" in m["body"] and "/v1/invoices/" in m["body"] and m["num_media"] == "0"
 
 
 def test_in_the_pipeline_a_429_then_success(clean, sim, tenant):
