@@ -1,29 +1,19 @@
-"""The pipeline with HubSpot as the tenant's only platform, end to end on real workers and the simulator:
-the invoice is rendered first, then mirrored into HubSpot (open, our total, line items, contact) with a
-note on the contact whose link serves our PDF."""
+"""The pipeline with HubSpot as the tenant's only platform, end to end on real workers and the sandbox's
+simulator: the invoice is rendered first, then mirrored into HubSpot (open, our total, line items,
+contact) with a note on the contact whose link serves our PDF."""
 from __future__ import annotations
 
 import re
 from decimal import Decimal
 
 import requests
-from cryptography.fernet import Fernet
 
 from invoicer import db
-from invoicer.credentials import Credentials
-from invoicer.providers.hubspot.simulator import HubSpotSimulator
-from invoicer.providers.simulate import Running
-from tests.providers.crm_pipeline import run_job
+from tests.providers.crm_pipeline import job_on
 
 
 def test_a_job_reaches_hubspot_after_its_pdf_with_a_note_linking_it(procs, tmp_path, monkeypatch):
-    sim = HubSpotSimulator()
-    with Running(sim) as hub:
-        key = Fernet.generate_key().decode()
-        monkeypatch.setenv("INVOICER_CREDENTIALS_KEY", key)
-        Credentials(db.engine(), "crm-co", "hubspot").put(sim.tokens())
-        status, base = run_job(procs, tmp_path, "crm-co", "hubspot", sim.platform(hub.url),
-                               {**sim.env(), "INVOICER_CREDENTIALS_KEY": key})
+    with job_on("hubspot", procs, tmp_path, monkeypatch) as (status, base, sim):
         [invoice] = status["invoices"]
         [inv] = sim.objects["invoices"].values()
         props = sim._view("invoices", inv)["properties"]
@@ -32,6 +22,7 @@ def test_a_job_reaches_hubspot_after_its_pdf_with_a_note_linking_it(procs, tmp_p
         assert len(sim.lines_of(inv["id"])) == 4 and len(sim.objects["contacts"]) == 1
         [platform] = invoice["platforms"]
         assert platform["external_id"] == inv["id"]
+        assert sim.token_calls == 0  # the seeded OAuth tokens were used
 
         with db.engine().connect() as conn:  # the PDF was made before HubSpot was called
             rows = {r.kind: r for r in conn.execute(db.deliveries.select())}

@@ -1,21 +1,17 @@
-"""The pipeline with Salesforce as the tenant's only platform, end to end on real workers and the simulator:
-the invoice is rendered first, then upserted into the org (custom object, lines, account) and our PDF
-attached to the record, byte for byte the one the customer was sent."""
+"""The pipeline with Salesforce as the tenant's only platform, end to end on real workers and the sandbox's
+simulator: the invoice is rendered first, then upserted into the org (custom object, lines, account) and
+our PDF attached to the record, byte for byte the one the customer was sent."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 import requests
 
-from invoicer.providers.salesforce.simulator import SalesforceSimulator
-from invoicer.providers.simulate import Running
-from tests.providers.crm_pipeline import run_job
+from tests.providers.crm_pipeline import job_on
 
 
-def test_a_job_reaches_salesforce_with_its_pdf_attached(procs, tmp_path):
-    sim = SalesforceSimulator()
-    with Running(sim) as org:
-        status, base = run_job(procs, tmp_path, "sf-co", "salesforce", sim.platform(org.url), sim.env())
+def test_a_job_reaches_salesforce_with_its_pdf_attached(procs, tmp_path, monkeypatch):
+    with job_on("salesforce", procs, tmp_path, monkeypatch) as (status, base, sim):
         [invoice] = status["invoices"]
         [record] = sim.records["Invoice__c"].values()
         assert record["Invoicer_Reference__c"] == invoice["number"]
