@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from contextlib import ExitStack
 
@@ -213,7 +214,11 @@ class HubSpot(Provider):
                 theirs = str(self._request("POST", "/crm/v3/objects/contacts",
                                            body=transform.contact_body(customer))["id"])
             except Unavailable as exc:  # 409: the email is taken (another worker, or a lost answer)
-                theirs = self._find_contact(customer) if exc.status == 409 else None
+                if exc.status != 409:
+                    raise
+                # HubSpot names the contact that has it ("Existing ID: 123"); search lags, the message does not
+                existing = re.search(r"Existing ID: (\d+)", str(exc))
+                theirs = existing[1] if existing else self._find_contact(customer)
                 if not theirs:
                     raise
         return self.ctx.refs.put("contact", ours, theirs)  # a concurrent worker's answer wins
