@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import requests
 
 from invoicer import db
-from tests.conftest import answers, free_port, make_event, wait_for
+from tests.conftest import ADMIN, answers, free_port, make_event, wait_for
 
 
 @contextmanager
@@ -36,13 +36,13 @@ def job_on(slug: str, procs, tmp_path, monkeypatch):
         assert r.status_code == 202, r.text
 
         def done():
-            s = requests.get(f"{base}/v1/jobs/{tenant}/J-1", timeout=10).json()
+            s = requests.get(f"{base}/v1/jobs/{tenant}/J-1", headers=ADMIN, timeout=10).json()
             return s if s.get("state") in ("done", "failed") else None
 
         try:
             status = wait_for(done, 60, what=f"the job on {slug}")
         except AssertionError as exc:  # say where it stood
-            last = requests.get(f"{base}/v1/jobs/{tenant}/J-1", timeout=10).json()
+            last = requests.get(f"{base}/v1/jobs/{tenant}/J-1", headers=ADMIN, timeout=10).json()
             raise AssertionError(f"{exc}: {json.dumps(last, indent=1)[:3000]}") from None
         assert status["state"] == "done", json.dumps(status, indent=1)
         yield status, base, box[slug].sim
