@@ -35,7 +35,7 @@ from collections import deque
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
-from invoicer.providers.simulate import Faults, Reply, Request, Simulator
+from invoicer.providers.simulate import AimedFaults, Reply, Request, Simulator
 
 PORTAL = "24681357"
 CREATE_KEYS = {"properties", "associations", "objectWriteTraceId"}
@@ -105,7 +105,7 @@ class HubSpotSimulator(Simulator):
             self._hits: dict[str, deque] = {}
             self._ids = itertools.count(1001)
             self._numbers = itertools.count(1)
-            self.faults = Faults(self)
+            self.faults = AimedFaults(self)
 
     # ------------------------------------------------------------ helpers for tests and the sandbox
 
@@ -120,9 +120,6 @@ class HubSpotSimulator(Simulator):
     def expire(self, access_token: str) -> None:
         with self._state:
             self.access[access_token] = 0
-
-    def fault_on(self, method: str, path: str, fault: str) -> None:
-        self.faults.on.append((method, path, fault))
 
     def add(self, kind: str, **properties) -> dict:
         with self._state:

@@ -43,7 +43,7 @@ from urllib.parse import unquote
 
 from invoicer import money
 from invoicer.providers.salesforce import transform
-from invoicer.providers.simulate import Faults, Reply, Request, Simulator
+from invoicer.providers.simulate import AimedFaults, Reply, Request, Simulator
 
 ORG = "00D5j000000SIMORG"
 TEXT, NUMBER, DATE, BOOL, REF = "text", "number", "date", "bool", "ref"
@@ -126,7 +126,7 @@ class SalesforceSimulator(Simulator):
             self.received = []
             self.latency_ms = 0
             self.stall_seconds = 35.0
-            self.faults = Faults(self)
+            self.faults = AimedFaults(self)
             self.schema = default_schema()
             self.records: dict[str, dict[str, dict]] = {name: {} for name in self.schema}
             self.files: dict[str, bytes] = {}  # ContentVersion id -> PDF bytes
@@ -137,9 +137,6 @@ class SalesforceSimulator(Simulator):
             self._ids = itertools.count(1)
 
     # ------------------------------------------------------------ helpers for tests and the sandbox
-
-    def fault_on(self, method: str, path: str, fault: str) -> None:
-        self.faults.on.append((method, path, fault))
 
     def issue_session(self) -> str:
         token = f"{ORG}!AQ" + secrets.token_urlsafe(40)
