@@ -181,9 +181,10 @@ def _create_invoice(conn: Connection, tenant: Tenant, slug: str, job_pk: int, da
     audit(conn, slug, "invoice_mapped", job_pk=job_pk, event_pk=trigger_pk, invoice_id=invoice_id,
           total=str(totals.total), currency=data.job.currency)
     ids = [_add_delivery(conn, invoice_id, slug, data.job.id, revision, "invoice", name, platform.provider)
-           for name, platform in tenant.platforms.items()]
+           for name, platform in tenant.platforms.items() if not registry.has(platform.provider, "attach_pdf")]
     conn.execute(update(db.jobs).where(db.jobs.c.id == job_pk).values(state="invoicing", updated_at=db.utcnow()))
-    return [i for i in ids if i]
+    ids = [i for i in ids if i]
+    return ids or advance(conn, invoice_id)  # only platforms that wait for the PDF: render it now
 
 
 def _add_delivery(conn, invoice_id, tenant, job_id, revision, kind, target, provider, recipient=None,
@@ -421,14 +422,18 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
     if inv.stage == "render" and complete({"pdf"}):
         move("notify")
         doc = load_invoice(conn, invoice_id)
+        tenant = tenants()[inv.tenant]
+        # platforms that take the finished PDF (CRMs: capability attach_pdf) get the invoice now, beside the messages
+        after = [("invoice", name, p.provider) for name, p in tenant.platforms.items()
+                 if registry.has(p.provider, "attach_pdf")]
         ids = [i for i in (_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision, *m)
-                           for m in notify.plan(doc, tenants()[inv.tenant])) if i]
+                           for m in after + notify.plan(doc, tenant)) if i]
         if ids:
             return ids
         stage = "notify"  # every channel was skipped: nothing to wait for
     else:
         stage = inv.stage
-    if stage == "notify" and complete(set(MESSAGES)):
+    if stage == "notify" and complete(set(MESSAGES) | {"invoice"}):  # CRMs (attach_pdf) run beside messages
         move("done")
         now = db.utcnow()
         conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(
@@ -500,6 +505,8 @@ def _pay_url(conn: Connection, invoice_id: int, platform: str | None = None) -> 
 def _invoice(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     options = tenant.platforms[row.target].model_dump()
     provider = registry.get(row.provider)(options, ctx)
+    if "attach_pdf" in provider.capabilities:
+        doc = {**doc, "pdf": _pdf_for(ctx, row.invoice_id)}
     found = None
     if ctx.attempt > 1 and "find_invoice" in provider.capabilities:  # an earlier try may have landed
         found = provider.find_invoice(doc, row.idempotency_key)
@@ -517,6 +524,23 @@ def _pdf(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     data = pdf.render(doc)
     sha = documents.storage().put(doc["tenant"], key, data)
     return {"external_id": key, "detail": {"path": key, "sha256": sha, "bytes": len(data)}}
+
+
+def _pdf_row(ctx: Ctx, invoice_id: int):
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(db.deliveries).where(db.deliveries.c.invoice_id == invoice_id,
+                                                        db.deliveries.c.kind == "pdf")).first()
+
+
+def _pdf_for(ctx: Ctx, invoice_id: int) -> dict | None:
+    """The finished PDF for a platform that attaches it: {filename, data, link, sha256} (link None
+    without a secret key to sign it)."""
+    row = _pdf_row(ctx, invoice_id)
+    if row is None or row.status != "done" or not row.detail:
+        return None
+    data = documents.LocalStorage(ctx.var_dir / "invoices").get(row.detail["path"])
+    return {"filename": row.detail["path"].rsplit("/", 1)[-1], "data": data, "link": notify.link(row),
+            "sha256": row.detail.get("sha256")}
 
 
 def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:

@@ -8,7 +8,8 @@ from typing import Any
 from ..errors import AuthFailed, MappingMissing, ProviderError, Unsupported
 
 CAPABILITIES = ("create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook",
-                "payment_link", "create_batch", "send_email", "send_sms", "send_chat", "find_message")
+                "payment_link", "create_batch", "send_email", "send_sms", "send_chat", "find_message",
+                "attach_pdf")  # attach_pdf: gets the invoice after our PDF exists, with doc["pdf"] set
 
 
 @dataclass(frozen=True)
