@@ -3,18 +3,14 @@ refs) and Redis (rate limiter); assertions on Zoho's side (what the simulator st
 from __future__ import annotations
 
 from decimal import Decimal
-from types import SimpleNamespace
-
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
-from invoicer import db
 from invoicer.errors import AuthFailed, MappingMissing, OutcomeUnknown, RateLimited, Rejected
-from invoicer.pipeline import Ctx
 from invoicer.providers import registry
 from invoicer.providers.simulate import Running
 from invoicer.providers.zoho_books.simulator import ZohoBooksSimulator
+from tests.providers.accounting import calls, harness, pipeline_step
 from tests.providers.zoho_books import ORG, make_doc, options
 
 ZohoBooks = registry.get("zoho_books")
@@ -29,26 +25,9 @@ def running():
 
 @pytest.fixture
 def zoho(clean, running, tmp_path, monkeypatch):
-    sim = running.sim
-    sim.reset()
-    monkeypatch.setenv("INVOICER_CREDENTIALS_KEY", Fernet.generate_key().decode())
-    for k, v in sim.env().items():
-        monkeypatch.setenv(k, v)
-    ctx = make_ctx(tmp_path)
-    ctx.credentials.put(sim.grant())
-
-    def provider(attempt: int = 1, **extra):
-        return ZohoBooks(options(running.url, **extra), make_ctx(tmp_path, attempt))
-
-    return SimpleNamespace(sim=sim, url=running.url, ctx=ctx, provider=provider, org=sim.org(ORG))
-
-
-def make_ctx(tmp_path, attempt: int = 1) -> Ctx:
-    return Ctx(engine=db.engine(), var_dir=tmp_path, attempt=attempt, tenant="acme-hvac", platform="books")
-
-
-def calls(sim, method, suffix):
-    return [r for r in sim.received if r.method == method and r.path.endswith(suffix)]
+    h = harness(running, monkeypatch, tmp_path, ZohoBooks, options)
+    h.org = h.sim.org(ORG)
+    return h
 
 
 def test_create_makes_one_invoice_with_our_total_and_marks_it_sent(zoho):
@@ -114,16 +93,11 @@ def test_dropped_connection_then_lookup_before_retry_creates_nothing_twice(zoho)
 
 
 def test_pipeline_step_retried_after_a_lost_answer_makes_one_invoice(zoho, tmp_path):
-    from invoicer.config import Tenant
-    from invoicer.pipeline import _invoice
-
-    tenant = Tenant.model_validate({"name": "Acme", "sources": {}, "platforms": {"books": options(zoho.url)}})
-    row = SimpleNamespace(target="books", provider="zoho_books", idempotency_key=KEY)
     doc = make_doc()
     zoho.sim.inject(*[None] * 6, "drop")  # contacts, currencies, contact, taxes, tax, invoice -> mark-sent lost
     with pytest.raises(OutcomeUnknown):
-        _invoice(row, doc, tenant, make_ctx(tmp_path, 1))
-    result = _invoice(row, doc, tenant, make_ctx(tmp_path, 2))
+        pipeline_step(options(zoho.url), "zoho_books", KEY, doc, tmp_path, 1)
+    result = pipeline_step(options(zoho.url), "zoho_books", KEY, doc, tmp_path, 2)
     assert result["detail"]["found_existing"] is True and len(zoho.org.invoices) == 1
 
 
