@@ -4,6 +4,7 @@ each API handler the request once the vendor's auth and limits have let it throu
 `invoicer sandbox` only."""
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Quota:
 class AccountingSimulator(Simulator):
     """A simulator with a movable clock and routed API handlers.
 
-    Subclasses set `routes` [(method, path regex, handler(self, account, request) -> Reply)] and implement
+    Subclasses set `routes`, implement `fresh()` and call `reset()` at the end of their __init__, [(method, path regex, handler(self, account, request) -> Reply)] and implement
     `authorise(request) -> (account, None) | (None, error Reply)`, `quota(account) -> Quota`,
     `over_limit(limit, retry_after) -> Reply` (the vendor's own answer) and `not_found(request)`; `outside`
     lists (method, path) -> handler(self, request) served without auth (a token endpoint)."""
@@ -64,8 +65,20 @@ class AccountingSimulator(Simulator):
 
     def __init__(self):
         super().__init__()
+        self.state = threading.RLock()
         self.offset = 0.0
         self.gate = None  # a threading.Event: API calls wait on it while counted in flight
+
+    def reset(self) -> None:
+        """Back to a new simulator (no requests, faults, tokens or records), same settings."""
+        with self.state, self.lock:
+            self.received.clear()
+            self.faults.clear()
+            self.latency_ms, self.offset = 0, 0.0
+            self.fresh()
+
+    def fresh(self) -> None:
+        """Subclasses: make their accounts, tokens and records anew (called under the locks)."""
 
     def now(self) -> float:
         return time.time() + self.offset

@@ -26,7 +26,6 @@ What it reproduces:
 """
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -72,19 +71,14 @@ class FreshBooksSimulator(AccountingSimulator):
     def __init__(self, accounts: tuple[str, ...] = (ACCOUNT,), *, client_id: str = "sim-fb-client",
                  client_secret: str = "sim-fb-secret", verifier: str = "sim-fb-verifier"):
         super().__init__()
-        self.state = threading.RLock()
         self.client_id, self.client_secret, self.verifier = client_id, client_secret, verifier
         self._accounts = tuple(accounts)
         self.reset()
 
-    def reset(self) -> None:
-        with self.state, self.lock:
-            self.received.clear()
-            self.faults.clear()
-            self.latency_ms, self.offset = 0, 0.0
-            self.access: dict[str, tuple[float, frozenset]] = {}
-            self.refresh: dict[str, frozenset] = {}
-            self.accounts = {a: Account(a) for a in self._accounts}
+    def fresh(self) -> None:
+        self.access: dict[str, tuple[float, frozenset]] = {}
+        self.refresh: dict[str, frozenset] = {}
+        self.accounts = {a: Account(a) for a in self._accounts}
 
     # ------------------------------------------------------------ sandbox hook and helpers
 

@@ -15,11 +15,12 @@ amcintosh/freshbooks-python-sdk, examples/create_invoice_extended.py). How the t
 """
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from ... import money
 from ...errors import Rejected
+from .. import fit
 from ..base import Created, PaymentStatus
 
 KINDS = ("labor", "material", "fee")
@@ -41,12 +42,8 @@ def money_of(value: Decimal, currency: str) -> dict:
     return {"amount": format(money.round_money(value, currency), "f"), "code": currency}
 
 
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
-
-
 def percent(rate: Decimal) -> str:
-    return _plain(rate * 100)
+    return fit.plain(rate * 100)
 
 
 def split(total: Decimal, weights: list[Decimal], quantum: Decimal) -> list[Decimal]:
@@ -66,7 +63,7 @@ def split(total: Decimal, weights: list[Decimal], quantum: Decimal) -> list[Deci
 
 def _line(name: str, description: str, qty: Decimal, unit: Decimal, currency: str, tax: str | None,
           rate: Decimal) -> dict:
-    line: dict[str, Any] = {"type": 0, "name": name[:NAME_MAX], "description": description, "qty": _plain(qty),
+    line: dict[str, Any] = {"type": 0, "name": name[:NAME_MAX], "description": description, "qty": fit.plain(qty),
                             "unit_cost": money_of(unit, currency)}
     if tax:
         line.update(taxName1=tax, taxAmount1=percent(rate))
@@ -79,11 +76,7 @@ def lines(doc: dict) -> list[dict]:
     tax = (doc["tax"].get("jurisdiction") or "Tax")[:20] if rate else None
     out = []
     for line in doc["lines"]:
-        qty, unit, text = line["quantity"], line["unit_price"], line["description"]
-        product = qty * unit
-        if not (unit == unit.quantize(q) and qty == qty.quantize(QTY) and
-                all(product.quantize(q, rounding=r) == line["amount"] for r in (ROUND_HALF_UP, ROUND_HALF_EVEN))):
-            qty, unit, text = Decimal(1), line["amount"], f"{text} ({_plain(qty)} x {_plain(unit)})"
+        qty, unit, text = fit.as_sent(line, cur, QTY)
         out.append(_line(line["description"], text, qty, unit, cur, tax if line["taxable"] else None, rate))
     if doc["discount_total"]:
         taxed = sum((li["amount"] for li in doc["lines"] if li["taxable"]), Decimal(0))

@@ -31,7 +31,6 @@ It stores what it received (`orgs[id].invoices`, `.contacts`, `.emails`) so test
 """
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -89,20 +88,14 @@ class ZohoBooksSimulator(AccountingSimulator):
     def __init__(self, organizations: tuple[str, ...] = (ORG,), *, client_id: str = "1000.SIMCLIENT",
                  client_secret: str = "sim-zoho-secret", webhook_secret: str = "simzohowebhooksecret01"):
         super().__init__()
-        self.state = threading.RLock()
         self.client_id, self.client_secret, self.webhook_secret = client_id, client_secret, webhook_secret
         self._orgs = tuple(organizations)
         self.reset()
 
-    def reset(self) -> None:
-        with self.state, self.lock:
-            self.received.clear()
-            self.faults.clear()
-            self.latency_ms = 0
-            self.offset = 0.0
-            self.access: dict[str, tuple[float, frozenset]] = {}
-            self.refresh: dict[str, frozenset] = {}
-            self.orgs = {o: self._new_org(o) for o in self._orgs}
+    def fresh(self) -> None:
+        self.access: dict[str, tuple[float, frozenset]] = {}
+        self.refresh: dict[str, frozenset] = {}
+        self.orgs = {o: self._new_org(o) for o in self._orgs}
 
     @staticmethod
     def _new_org(org_id: str) -> Org:

@@ -17,11 +17,12 @@ total a success.
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from ... import money
 from ...errors import MappingMissing, Rejected
+from .. import fit
 from ..base import Created, PaymentStatus
 from ..xero.transform import dumps, loads  # exact Decimal JSON numbers, shared with Xero  # noqa: F401
 
@@ -56,21 +57,6 @@ def percent_key(rate: Decimal) -> str:
 
 # ---------------------------------------------------------------- requests
 
-def line_rate_quantity(line: dict, currency: str) -> tuple[Decimal, Decimal, str]:
-    """(rate, quantity, description) whose product Zoho rounds to our line amount, half-up or half-even."""
-    q = money.quantum(currency)
-    qty, unit, text, want = line["quantity"], line["unit_price"], line["description"], line["amount"]
-    product = qty * unit
-    if unit == unit.quantize(q) and qty == qty.quantize(QTY) and \
-            all(product.quantize(q, rounding=r) == want for r in (ROUND_HALF_UP, ROUND_HALF_EVEN)):
-        return unit.quantize(q), qty, text
-    return want, Decimal(1), f"{text} ({_plain(qty)} x {_plain(unit)})"
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
-
-
 def invoice_body(doc: dict, customer_id: str, tax_id: str | None, options: dict,
                  adjustment: Decimal | None = None) -> dict:
     """The body of POST /invoices (and of the PUT that adds a rounding `adjustment`). `tax_id`: the Zoho
@@ -83,7 +69,7 @@ def invoice_body(doc: dict, customer_id: str, tax_id: str | None, options: dict,
     items = options.get("items") or {}
     lines = []
     for line in doc["lines"]:
-        rate, qty, text = line_rate_quantity(line, doc["currency"])
+        qty, rate, text = fit.as_sent(line, doc["currency"], QTY)
         item: dict[str, Any] = {"name": line["description"][:NAME_MAX], "description": text, "rate": rate,
                                 "quantity": qty}
         if items.get(line["kind"]):
