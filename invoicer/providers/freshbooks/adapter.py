@@ -25,14 +25,13 @@ was lost is found, not made again.
 from __future__ import annotations
 
 import os
-import time
 
 import requests
 
 from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
-from ..oauth import RefreshingToken
+from ..bodytoken import ClientInBodyToken
 from ..ratelimit import within
 from ..registry import register
 from ..xero.transform import dumps, loads  # exact Decimal JSON, shared with Xero
@@ -49,28 +48,6 @@ def _message(resp: requests.Response) -> str:
     except ValueError:
         body = None
     return transform.error_text(body, resp.text)
-
-
-class FreshBooksToken(RefreshingToken):
-    """FreshBooks' token endpoint takes a JSON body with the client and the redirect URI."""
-
-    def renew(self, current: dict) -> dict:
-        if not current.get("refresh_token"):
-            raise AuthFailed(f"no FreshBooks refresh token stored for {self.ctx.tenant}: connect the account again")
-        client_id, secret = self.client()
-        body = {"grant_type": "refresh_token", "refresh_token": current["refresh_token"], "client_id": client_id,
-                "client_secret": secret}
-        if self.options.get("redirect_uri"):
-            body["redirect_uri"] = self.options["redirect_uri"]
-        try:
-            resp = http.call("POST", self.token_url, slug=SLUG, message=_message, json=body,
-                             headers={"Accept": "application/json"})
-        except (Rejected, AuthFailed) as exc:  # invalid_grant: already used, revoked or expired
-            raise AuthFailed(f"FreshBooks refused the refresh token ({exc}); connect the account again",
-                             status=exc.status) from None
-        token = resp.json()
-        return {**current, "access_token": token["access_token"], "refresh_token": token["refresh_token"],
-                "expires_at": time.time() + float(token.get("expires_in") or 43200)}
 
 
 @register
@@ -170,8 +147,9 @@ class FreshBooks(Provider):
         return str(value)
 
     def _token(self, refused: str | None = None) -> str:
-        return FreshBooksToken(SLUG, "FreshBooks", "account", self.options, self.ctx, self.token_url,
-                               _message).get(refused)
+        extra = {"redirect_uri": self.options["redirect_uri"]} if self.options.get("redirect_uri") else {}
+        return ClientInBodyToken(SLUG, "FreshBooks", "account", self.options, self.ctx, self.token_url, _message,
+                                 as_json=True, lifetime=43200, extra=extra).get(refused)
 
     def _request(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None) -> dict:
         account = self.account

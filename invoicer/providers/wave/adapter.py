@@ -26,7 +26,6 @@ as a draft (settle, approve), so nothing is made twice.
 """
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import requests
@@ -34,7 +33,7 @@ import requests
 from ...errors import AuthFailed, MappingMissing, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider
-from ..oauth import RefreshingToken
+from ..bodytoken import ClientInBodyToken
 from ..ratelimit import within
 from ..registry import register
 from ..xero.transform import dumps, loads
@@ -55,26 +54,6 @@ def _message(resp: requests.Response) -> str:
     if isinstance(body, dict) and body.get("error"):
         return " ".join(str(x) for x in (body["error"], body.get("error_description")) if x)
     return resp.text[:300]
-
-
-class WaveToken(RefreshingToken):
-    """Wave's token endpoint takes the client in the form and may rotate the refresh token."""
-
-    def renew(self, current: dict) -> dict:
-        if not current.get("refresh_token"):
-            raise AuthFailed(f"no Wave refresh token stored for {self.ctx.tenant}: connect the business again")
-        client_id, secret = self.client()
-        try:
-            resp = http.call("POST", self.token_url, slug=SLUG, message=_message, data={
-                "grant_type": "refresh_token", "refresh_token": current["refresh_token"], "client_id": client_id,
-                "client_secret": secret}, headers={"Accept": "application/json"})
-        except (Rejected, AuthFailed) as exc:
-            raise AuthFailed(f"Wave refused the refresh token ({exc}); connect the business again",
-                             status=exc.status) from None
-        token = resp.json()
-        return {**current, "access_token": token["access_token"],
-                "refresh_token": token.get("refresh_token") or current["refresh_token"],
-                "expires_at": time.time() + float(token.get("expires_in") or 7200)}
 
 
 @register
@@ -217,7 +196,8 @@ class Wave(Provider):
         body = dumps({"query": document, "variables": variables}).encode()
         failed = None
         for attempt in (1, 2):
-            token = WaveToken(SLUG, "Wave", "business", self.options, self.ctx, self.token_url, _message).get(failed)
+            token = ClientInBodyToken(SLUG, "Wave", "business", self.options, self.ctx, self.token_url, _message,
+                                      lifetime=7200).get(failed)
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
                        "Accept": "application/json"}
             try:

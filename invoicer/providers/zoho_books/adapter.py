@@ -33,14 +33,13 @@ Limits: 100 requests a minute per organisation, a daily cap by plan, a few at on
 from __future__ import annotations
 
 import os
-import time
 
 import requests
 
 from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
-from ..oauth import RefreshingToken
+from ..bodytoken import ClientInBodyToken
 from ..ratelimit import within
 from ..registry import register
 from . import transform, webhooks
@@ -56,29 +55,6 @@ def _message(resp: requests.Response) -> str:
     except ValueError:
         body = None
     return transform.error_text(body, resp.text)
-
-
-class ZohoToken(RefreshingToken):
-    """Zoho's accounts server takes the client in the form, does not rotate the refresh token, and
-    answers a refused refresh with 200 {"error": ...}."""
-
-    def renew(self, current: dict) -> dict:
-        if not current.get("refresh_token"):
-            raise AuthFailed(f"no Zoho refresh token stored for {self.ctx.tenant}: connect the organisation again")
-        client_id, secret = self.client()
-        try:
-            resp = http.call("POST", self.token_url, slug=SLUG, message=_message, data={
-                "grant_type": "refresh_token", "refresh_token": current["refresh_token"],
-                "client_id": client_id, "client_secret": secret}, headers={"Accept": "application/json"})
-        except Rejected as exc:
-            raise AuthFailed(f"Zoho refused the refresh token ({exc}); connect the organisation again",
-                             status=exc.status) from None
-        token = resp.json()
-        if token.get("error") or not token.get("access_token"):
-            raise AuthFailed(f"Zoho refused the refresh token ({token.get('error')}); connect the organisation "
-                             f"again")
-        return {**current, "access_token": token["access_token"],
-                "expires_at": time.time() + float(token.get("expires_in") or 3600)}
 
 
 @register
@@ -243,8 +219,8 @@ class ZohoBooks(Provider):
         return str(value)
 
     def _token(self, refused: str | None = None) -> str:
-        return ZohoToken(SLUG, "Zoho Books", "organisation", self.options, self.ctx, self.token_url,
-                         _message).get(refused)
+        return ClientInBodyToken(SLUG, "Zoho Books", "organisation", self.options, self.ctx, self.token_url,
+                                 _message, lifetime=3600).get(refused)
 
     def _request(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None) -> dict:
         org = self.org
