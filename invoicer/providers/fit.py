@@ -4,7 +4,7 @@ whichever way it rounds a half (its rounding mode is rarely documented); else as
 quantity and price written into the description so nothing is lost on the page."""
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 from .. import money
 
@@ -25,3 +25,16 @@ def as_sent(line: dict, currency: str, quantity_places: Decimal,
             all(product.quantize(money.quantum(currency), rounding=r) == want for r in (ROUND_HALF_UP, ROUND_HALF_EVEN)):
         return qty, unit.quantize(q), text
     return Decimal(1), want, f"{text} ({plain(qty)} x {plain(unit)})"
+
+
+def split(total: Decimal, weights: list[Decimal], quantum: Decimal) -> list[Decimal]:
+    """`total` over `weights` pro rata in whole quanta, largest remainder first."""
+    whole = sum(weights)
+    if not whole:
+        return [Decimal(0)] * len(weights)
+    raw = [total * w / whole for w in weights]
+    shares = [r.quantize(quantum, rounding=ROUND_DOWN) for r in raw]
+    left = int((total - sum(shares)) / quantum)
+    for i in sorted(range(len(raw)), key=lambda i: (-(raw[i] - shares[i]), i))[:left]:
+        shares[i] += quantum
+    return shares

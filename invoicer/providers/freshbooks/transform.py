@@ -15,7 +15,7 @@ amcintosh/freshbooks-python-sdk, examples/create_invoice_extended.py). How the t
 """
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from ... import money
@@ -46,19 +46,6 @@ def percent(rate: Decimal) -> str:
     return fit.plain(rate * 100)
 
 
-def split(total: Decimal, weights: list[Decimal], quantum: Decimal) -> list[Decimal]:
-    """`total` over `weights` pro rata in whole quanta, largest remainder first."""
-    whole = sum(weights)
-    if not whole:
-        return [Decimal(0)] * len(weights)
-    raw = [total * w / whole for w in weights]
-    shares = [r.quantize(quantum, rounding=ROUND_DOWN) for r in raw]
-    left = int((total - sum(shares)) / quantum)
-    for i in sorted(range(len(raw)), key=lambda i: (-(raw[i] - shares[i]), i))[:left]:
-        shares[i] += quantum
-    return shares
-
-
 # ---------------------------------------------------------------- requests
 
 def _line(name: str, description: str, qty: Decimal, unit: Decimal, currency: str, tax: str | None,
@@ -81,7 +68,7 @@ def lines(doc: dict) -> list[dict]:
     if doc["discount_total"]:
         taxed = sum((li["amount"] for li in doc["lines"] if li["taxable"]), Decimal(0))
         untaxed = doc["subtotal"] - taxed
-        on_taxed, on_untaxed = split(doc["discount_total"], [taxed, untaxed], q)
+        on_taxed, on_untaxed = fit.split(doc["discount_total"], [taxed, untaxed], q)
         label = "; ".join(d["description"] for d in doc["discounts"])[:NAME_MAX] or "Discount"
         for share, taxed_share in ((on_taxed, True), (on_untaxed, False)):
             if share:

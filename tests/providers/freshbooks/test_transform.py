@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from invoicer.providers import fit
 from invoicer.providers.freshbooks import transform as t
 from tests.providers.freshbooks import make_doc
 
@@ -21,9 +22,9 @@ def test_invoice_body_lines_money_and_number():
 
 
 def test_split_is_exact_and_pro_rata():
-    assert t.split(Decimal("10.00"), [Decimal(1), Decimal(1), Decimal(1)], Decimal("0.01")) == [
+    assert fit.split(Decimal("10.00"), [Decimal(1), Decimal(1), Decimal(1)], Decimal("0.01")) == [
         Decimal("3.34"), Decimal("3.33"), Decimal("3.33")]
-    assert t.split(Decimal("5"), [Decimal(0), Decimal(0)], Decimal(1)) == [0, 0]
+    assert fit.split(Decimal("5"), [Decimal(0), Decimal(0)], Decimal(1)) == [0, 0]
 
 
 def test_ambiguous_product_goes_as_one_times_the_amount():
