@@ -21,7 +21,8 @@ Credentials: {"access_token", "refresh_token", "expires_at"}.
 
 Limits (per API key, so shared by every tenant of this app): 8 calls a second and 1,000,000 a day. MYOB's
 gateway answers a breach with 403 (X-Mashery-Error-Code ERR_403_DEVELOPER_OVER_QPS / _OVER_RATE): that is
-RateLimited here (a second, or until the next UTC day), never AuthFailed.
+RateLimited here (a second, or until the next UTC day), never AuthFailed; a per-second refusal is sent
+again up to twice a second later first (the gateway refused it, so it never reached the file).
 
 Exactly once: MYOB has no idempotency key. Our number is the sale's `Number` (at most 13 characters); before
 a retry the pipeline calls find_invoice (GET /Sale/Invoice?$filter=Number eq '...'), so a create whose
@@ -196,8 +197,8 @@ class Myob(Provider):
         token = self._token()
         api_key = token.client()[0]
         limiter_key = f"{SLUG}:{hashlib.sha256(api_key.encode()).hexdigest()[:16]}"  # the limits are per API key
-        failed = None
-        for attempt in (1, 2):
+        failed, refused = None, 0
+        for _ in range(4):  # one renewal after a 401, two resends after a per-second refusal
             access = token.get(failed)
             headers = {"Authorization": f"Bearer {access}", "x-myobapi-key": api_key, "x-myobapi-version": "v2",
                        "Accept": "application/json", "Accept-Encoding": "gzip,deflate"}
@@ -213,11 +214,16 @@ class Myob(Provider):
             except AuthFailed as exc:
                 text = str(exc)
                 if exc.status == 403 and (OVER_QPS in text or "Over Qps" in text):
+                    # the gateway refused it, so it never reached the company file: safe to send again shortly
+                    refused += 1
+                    if refused < 3:
+                        time.sleep(1.0)
+                        continue
                     raise RateLimited(f"{text} (8 calls a second per API key)", retry_after=1.0, status=403) from exc
                 if exc.status == 403 and (OVER_RATE in text or "Over Rate" in text):
                     raise RateLimited(f"{text} (daily calls per API key)", retry_after=_until_next_utc_day(),
                                       status=403) from exc
-                if exc.status != 401 or attempt == 2:
+                if exc.status != 401 or failed is not None:
                     raise
-                failed = access
+                failed = access  # expired or revoked early: renew once and repeat
         raise AssertionError("unreachable")

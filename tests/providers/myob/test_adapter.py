@@ -87,10 +87,13 @@ def test_send_true_has_myob_email_it_once(myob):
     assert email["To"] == [{"Name": "Nguyễn Thị Hương", "Email": "huong@example.com"}] and email["LayoutType"] == "Service"
 
 
-def test_over_qps_403_is_rate_limited_not_auth_failed(myob):
+def test_over_qps_403_is_sent_again_then_rate_limited_not_auth_failed(myob):
     myob.sim.inject("429")  # the simulator's injected limit answers as MYOB's gateway does: 403 Over Qps
+    created = myob.provider().create_invoice(make_doc(), KEY)  # refused once, sent again a second later
+    assert list(myob.cf.invoices) == [created.external_id]
+    myob.sim.inject("429", "429", "429")
     with pytest.raises(RateLimited, match="OVER_QPS") as caught:
-        myob.provider().create_invoice(make_doc(), KEY)
+        myob.provider().payment_status(created.external_id)
     assert caught.value.retry_after == 1.0 and caught.value.status == 403
 
 
