@@ -24,11 +24,12 @@ was lost is found, not made again.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import requests
 
-from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
+from ...errors import AuthFailed, MappingMissing, RateLimited
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
 from ..bodytoken import ClientInBodyToken
@@ -37,6 +38,7 @@ from ..registry import register
 from ..xero.transform import dumps, loads  # exact Decimal JSON, shared with Xero
 from . import transform, webhooks
 
+log = logging.getLogger("invoicer.providers.freshbooks")
 SLUG = "freshbooks"
 DEFAULT_BASE = "https://api.freshbooks.com"
 CONCURRENCY = 4
@@ -90,8 +92,9 @@ class FreshBooks(Provider):
         if not transform.is_draft(current):
             return
         to = invoice["customer"].get("email")
-        if not to:
-            raise Rejected(f"invoice {invoice['number']}: the customer has no email address for FreshBooks to use")
+        if not to:  # as for QuickBooks: the invoice stands; nobody to email it to (no personal data logged)
+            log.warning("freshbooks: invoice %s has no customer email; not sent by FreshBooks", invoice["number"])
+            return
         self._request("PUT", f"/invoices/invoices/{created.external_id}", body=transform.send_body(invoice, to))
 
     def payment_status(self, external_id: str) -> PaymentStatus:

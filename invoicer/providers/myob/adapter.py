@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import time
 from decimal import Decimal
@@ -47,6 +48,7 @@ from ..registry import register
 from ..xero.transform import dumps, loads
 from . import transform as t
 
+log = logging.getLogger("invoicer.providers.myob")
 SLUG = "myob"
 DEFAULT_BASE = "https://api.myob.com"
 TOKEN_URL = "https://secure.myob.com/oauth2/v1/authorize"
@@ -118,8 +120,9 @@ class Myob(Provider):
         if current.get("InvoiceDeliveryStatus") != "Email":
             return
         to = invoice["customer"].get("email")
-        if not to:
-            raise Rejected(f"invoice {invoice['number']}: the customer has no email address for MYOB to send to")
+        if not to:  # as for QuickBooks: the invoice stands; nobody to email it to (no personal data logged)
+            log.warning("myob: invoice %s has no customer email; not sent by MYOB", invoice["number"])
+            return
         self._request("POST", f"/Sale/Invoice/Service/{created.external_id}/Email",
                       body=t.email_body(created.external_id, invoice, to))
 

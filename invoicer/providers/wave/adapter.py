@@ -26,6 +26,7 @@ as a draft (settle, approve), so nothing is made twice.
 """
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import requests
@@ -39,6 +40,7 @@ from ..registry import register
 from ..xero.transform import dumps, loads
 from . import transform as t
 
+log = logging.getLogger("invoicer.providers.wave")
 SLUG = "wave"
 DEFAULT_BASE = "https://gql.waveapps.com"
 TOKEN_URL = "https://api.waveapps.com/oauth2/token/"
@@ -116,8 +118,9 @@ class Wave(Provider):
         if current.get("lastSentAt") or current.get("status") in ("SENT", "VIEWED", "PAID", "PARTIAL", "OVERPAID"):
             return
         to = invoice["customer"].get("email")
-        if not to:
-            raise Rejected(f"invoice {invoice['number']}: the customer has no email address for Wave to send to")
+        if not to:  # as for QuickBooks: the invoice stands; nobody to email it to (no personal data logged)
+            log.warning("wave: invoice %s has no customer email; not sent by Wave", invoice["number"])
+            return
         self._mutate("invoiceSend", t.INVOICE_SEND, t.send_input(created.external_id, invoice, to))
 
     def payment_status(self, external_id: str) -> PaymentStatus:

@@ -32,6 +32,7 @@ Limits: 100 requests a minute per organisation, a daily cap by plan, a few at on
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import requests
@@ -44,6 +45,7 @@ from ..ratelimit import within
 from ..registry import register
 from . import transform, webhooks
 
+log = logging.getLogger("invoicer.providers.zoho_books")
 SLUG = "zoho_books"
 CONCURRENCY = 5
 MINUTE_WAIT = 60.0
@@ -120,8 +122,9 @@ class ZohoBooks(Provider):
         if inv.get("is_emailed"):
             return
         to = invoice["customer"].get("email")
-        if not to:
-            raise Rejected(f"invoice {invoice['number']}: the customer has no email address for Zoho to send to")
+        if not to:  # as for QuickBooks: the invoice stands; nobody to email it to (no personal data logged)
+            log.warning("zoho_books: invoice %s has no customer email; not sent by Zoho Books", invoice["number"])
+            return
         self._request("POST", f"/invoices/{created.external_id}/email", body=transform.email_body(invoice, to))
 
     def payment_status(self, external_id: str) -> PaymentStatus:

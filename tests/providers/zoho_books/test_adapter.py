@@ -205,3 +205,10 @@ def test_a_half_cent_tax_tie_is_settled_with_a_rounding_adjustment(zoho):
     assert stored["tax_total"] == Decimal("1.00")
     assert calls(zoho.sim, "PUT", created.external_id)[0].json()["adjustment_description"] == "Rounding"
     assert len(calls(zoho.sim, "PUT", created.external_id)) == 1 and len(zoho.org.invoices) == 1
+
+
+def test_send_without_a_customer_email_leaves_the_invoice_standing(zoho):
+    doc = make_doc(customer={"email": None})
+    created = zoho.provider(send=True).create_invoice(doc, KEY)
+    zoho.provider(send=True).send_invoice(created, doc, KEY)  # as QuickBooks: warned, not failed
+    assert zoho.org.emails == [] and list(zoho.org.invoices) == [created.external_id]
