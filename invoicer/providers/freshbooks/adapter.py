@@ -35,7 +35,7 @@ from ..base import Created, PaymentStatus, Provider, WebhookEvent
 from ..bodytoken import ClientInBodyToken
 from ..ratelimit import within
 from ..registry import register
-from ..xero.transform import dumps, loads  # exact Decimal JSON, shared with Xero
+from ..jsonmoney import dumps, loads  # exact Decimal JSON numbers
 from . import transform, webhooks
 
 log = logging.getLogger("invoicer.providers.freshbooks")

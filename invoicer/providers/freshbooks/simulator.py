@@ -35,7 +35,7 @@ from typing import Any
 from ... import money
 from ..simkit import AccountingSimulator, Quota
 from ..simulate import Reply, Request
-from ..xero.transform import dumps, loads
+from ..jsonmoney import dumps, loads
 from .webhooks import sign
 
 ACCOUNT = "6BApk"

@@ -45,7 +45,7 @@ from ..base import Created, PaymentStatus, Provider
 from ..bodytoken import ClientInBodyToken
 from ..ratelimit import within
 from ..registry import register
-from ..xero.transform import dumps, loads
+from ..jsonmoney import dumps, loads
 from . import transform as t
 
 log = logging.getLogger("invoicer.providers.myob")

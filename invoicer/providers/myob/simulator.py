@@ -34,7 +34,7 @@ from typing import Any
 
 from ..simkit import AccountingSimulator, Quota
 from ..simulate import Reply, Request
-from ..xero.transform import dumps, loads
+from ..jsonmoney import dumps, loads
 
 CF = "a1b2c3d4-0000-4000-8000-00000000cf01"
 ACCESS_TTL = 1200

@@ -39,7 +39,7 @@ import iso4217
 from ... import money
 from ..simkit import AccountingSimulator, Quota
 from ..simulate import Reply, Request
-from ..xero.transform import dumps
+from ..jsonmoney import dumps
 
 BUSINESS = "QnVzaW5lc3M6c2ltLWJ1c2luZXNz"
 ACCESS_TTL = 7200

@@ -24,7 +24,7 @@ from ... import money
 from ...errors import MappingMissing, Rejected
 from .. import fit
 from ..base import Created, PaymentStatus
-from ..xero.transform import dumps, loads  # exact Decimal JSON numbers, shared with Xero  # noqa: F401
+from ..jsonmoney import dumps, loads  # exact Decimal JSON numbers  # noqa: F401
 
 KINDS = ("labor", "material", "fee")
 QTY = Decimal("0.01")  # quantities are sent with at most 2 decimals
