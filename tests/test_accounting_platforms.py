@@ -12,7 +12,7 @@ import requests
 
 from invoicer import db
 
-from .conftest import answers, free_port, make_event, wait_for
+from .conftest import ADMIN, answers, free_port, make_event, wait_for
 
 SLUGS = ("zoho_books", "freshbooks", "wave", "myob")
 
@@ -48,7 +48,7 @@ def test_one_job_one_invoice_on_each_accounting_platform(procs, box):
     assert requests.post(f"{base}/v1/events", json=event, timeout=10).status_code == 202
 
     def done():
-        s = requests.get(f"{base}/v1/jobs/books-co/J-1", timeout=10).json()
+        s = requests.get(f"{base}/v1/jobs/books-co/J-1", headers=ADMIN, timeout=10).json()
         return s if s.get("state") in ("done", "failed") else None
 
     status = wait_for(done, 150, what="the job on four platforms")  # the machine may be busy
@@ -77,5 +77,5 @@ def test_one_job_one_invoice_on_each_accounting_platform(procs, box):
     assert requests.post(hook, data=body.replace(b'"paid"', b'"void"'), headers=headers, timeout=10).status_code == 401
     ok = requests.post(hook, data=body, headers=headers, timeout=10)
     assert ok.status_code == 200 and ok.json()["outcomes"] == ["paid"], ok.text
-    paid = requests.get(f"{base}/v1/jobs/books-co/J-1", timeout=10).json()["invoices"][0]
+    paid = requests.get(f"{base}/v1/jobs/books-co/J-1", headers=ADMIN, timeout=10).json()["invoices"][0]
     assert Decimal(paid["amount_paid"]) == total
