@@ -47,7 +47,9 @@ local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat - tolerance - now
-if wait > 0 then return wait end
+-- rounded up: Redis truncates a Lua number reply to an integer, and a wait of 0.5 ms read as 0
+-- would let the caller through without its slot being taken
+if wait > 0 then return math.ceil(wait) end
 redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat + interval - now + 1000))
 return 0
 """

@@ -110,3 +110,26 @@ def test_within_holds_at_the_vendor_when_requests_arrive_late(limiter, count, pe
     # and the limiter itself admits exactly that burst before making anyone wait
     waits = [limiter._wait_ms(f"t:late:{count}", rate) for _ in range(burst + 1)]
     assert waits[:burst] == [0] * burst and waits[burst] > 0
+
+
+def test_a_fractional_interval_never_lets_two_through_for_one_slot(limiter):
+    """8 calls per 1.1 s (an interval of 137.5 ms): threads hammering the bucket for 2.2 s get the
+    burst plus one call per interval, never more (Redis truncates a script's number reply, so a
+    wait of 0.5 ms once read as 0 let a caller through without taking its slot: 21 a second)."""
+    rate = Rate(8, 1.1, 2)
+    admitted, lock = [], threading.Lock()
+    stop = time.monotonic() + 2.2
+
+    def hammer():
+        while time.monotonic() < stop:
+            if limiter._wait_ms("t:fractional", rate) <= 0:
+                with lock:
+                    admitted.append(time.monotonic())
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = max(admitted) - min(admitted)
+    assert len(admitted) <= 2 + elapsed / 0.1375 + 1
