@@ -36,7 +36,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,10 +45,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-PY = sys.executable
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (PG_SERVER, PY, Procs, flush_redis as _flush, free_port, log_tail, note,  # noqa: E402
+                    reset_database as _reset, say, wait_http)
+
 DB_NAME = "invoicer_burst"
 DB_URL = f"{PG_SERVER}/{DB_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/6"
@@ -68,6 +67,7 @@ ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 os.environ.update({k: v for k, v in ENV.items() if k.startswith("INVOICER_")})
+PROCS = Procs(TMP, ENV)
 
 # The vendors' own limits (what the simulators enforce): (bucket, calls, window s). Stripe's search
 # endpoints count against both the key's limit and their own.
@@ -98,90 +98,6 @@ def limits_text(limits: dict) -> str:
     return " + ".join(f"{b} {c}/{p:g} s burst {u}" for b, rates in limits.items() for c, p, u in rates)
 
 
-def say(*parts) -> None:
-    print(*parts, flush=True)
-
-
-def note(msg: str) -> None:
-    print(f"  .. {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- processes
-
-class Procs:
-    """Child processes, each in its own session (so a worker's pool children go with it)."""
-
-    def __init__(self):
-        self.running: list[subprocess.Popen] = []
-
-    def start(self, name: str, argv: list[str], env: dict, folder: Path) -> subprocess.Popen:
-        log = open(folder / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        proc.bench_name = name  # type: ignore[attr-defined]
-        proc.bench_log = folder / f"{name}.log"  # type: ignore[attr-defined]
-        self.running.append(proc)
-        return proc
-
-    def stop(self, *procs: subprocess.Popen, grace: float = 15) -> None:
-        for p in procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in procs:
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(5)
-            try:  # pool children left behind by a parent that died first
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if p in self.running:
-                self.running.remove(p)
-
-    def stop_all(self) -> None:
-        self.stop(*list(self.running), grace=10)
-
-
-PROCS = Procs()
-
-
-def log_tail(proc, lines: int = 15) -> str:
-    path = getattr(proc, "bench_log", None)
-    if not path or not Path(path).exists():
-        return ""
-    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.bench_name} exited early:\n{log_tail(proc)}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
 def wait_workers(names: list[str], workers: list[subprocess.Popen], timeout: float = 60) -> None:
     """Until every worker answers a broadcast ping (remote control over the broker)."""
     from celery import Celery
@@ -207,28 +123,11 @@ def wait_workers(names: list[str], workers: list[subprocess.Popen], timeout: flo
 # ---------------------------------------------------------------- state: database and Redis
 
 def reset_database() -> None:
-    import sqlalchemy as sa
-
-    from invoicer import config, db
-
-    db.engine_for(DB_URL).dispose()  # connections to the database about to be dropped
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
-    from invoicer.migrate import upgrade
-
-    config.reset()
-    upgrade(DB_URL)
+    _reset(DB_NAME)
 
 
 def flush_redis() -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    client.close()
+    _flush(REDIS_URL)
 
 
 # ---------------------------------------------------------------- the burst

@@ -36,7 +36,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-PY = sys.executable
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (BENCH, PG_SERVER, PY, ROOT, Procs, flush_redis as _flush, free_port, log_tail,  # noqa: E402
+                    note, reset_database as _reset, say, wait_http)
+
 DB_NAME = "invoicer_bench"
 DB_URL = f"{PG_SERVER}/{DB_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -65,64 +64,7 @@ ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 os.environ.update({k: v for k, v in ENV.items() if k.startswith(("INVOICER_", "BENCH_"))})
-
-
-def say(*parts) -> None:
-    print(*parts, flush=True)
-
-
-def note(msg: str) -> None:
-    print(f"  .. {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- processes
-
-class Procs:
-    """Child processes, each in its own session (so its pool children go with it)."""
-
-    def __init__(self):
-        self.running: list[subprocess.Popen] = []
-
-    def start(self, name: str, argv: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.Popen:
-        log = open(TMP / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, cwd=cwd, env=env or ENV, stdout=log, stderr=log, start_new_session=True)
-        proc.bench_name = name  # type: ignore[attr-defined]
-        self.running.append(proc)
-        return proc
-
-    def stop(self, *procs: subprocess.Popen, grace: float = 15) -> None:
-        for p in procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in procs:
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(5)
-            try:  # pool children left behind by a parent that died first
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if p in self.running:
-                self.running.remove(p)
-
-    def stop_all(self) -> None:
-        self.stop(*list(self.running), grace=10)
-
-
-PROCS = Procs()
-
-
-def log_tail(name: str, lines: int = 15) -> str:
-    path = TMP / f"{name}.log"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+PROCS = Procs(TMP, ENV)
 
 
 class CpuMeter:
@@ -187,44 +129,7 @@ def cpu_line(c: dict) -> str:
             f"per process, share of one core: {', '.join(parts)}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.bench_name} exited early:\n{log_tail(proc.bench_name)}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
 # ---------------------------------------------------------------- state: database and Redis
-
-def reset_database() -> None:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
-    from invoicer import config
-    from invoicer.migrate import upgrade
-
-    config.reset()
-    upgrade(DB_URL)
-
 
 def empty_tables() -> None:
     import sqlalchemy as sa
@@ -241,8 +146,12 @@ def redis_client():
     return redis.Redis.from_url(REDIS_URL)
 
 
+def reset_database() -> None:
+    _reset(DB_NAME)
+
+
 def flush_redis() -> None:
-    redis_client().flushdb()
+    _flush(REDIS_URL)
 
 
 # ---------------------------------------------------------------- load
@@ -605,7 +514,7 @@ def phase_pipeline(args, results: dict) -> None:
             stalled = True  # nothing queued, nothing moving: what is left is stuck
             break
         if any(w.poll() is not None for w in workers):
-            raise RuntimeError(f"a worker exited:\n{log_tail('worker0')}\n{log_tail('worker1')}")
+            raise RuntimeError(f"a worker exited:\n{log_tail(workers[0])}\n{log_tail(workers[1])}")
         time.sleep(0.2)
     ended = last_change if stalled else time.monotonic()
     cpu = meter.stop(at_note=stalled) if first else None  # a stall's idle tail is left out
@@ -704,7 +613,7 @@ def run_chains(count: int, timeout: float, events: bool) -> dict:
         if done >= count:
             break
         if any(w.poll() is not None for w in workers):
-            raise RuntimeError(f"a no-op worker exited:\n{log_tail('noop0')}")
+            raise RuntimeError(f"a no-op worker exited:\n{log_tail(workers[0])}")
         time.sleep(0.05)
     ended = time.monotonic()
     cpu = meter.stop() if first else None
