@@ -550,8 +550,13 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     d, a = db.deliveries.c, db.attempts.c
     with ctx.engine.connect() as conn:
         pdf_row = conn.execute(select(db.deliveries).where(d.invoice_id == row.invoice_id, d.kind == "pdf")).first()
-        unknown = conn.execute(select(func.count()).select_from(db.attempts).where(
-            a.delivery_id == row.id, a.error_type == "OutcomeUnknown")).scalar() if row.attempts > 1 else 0
+        unknown = 0
+        if row.attempts > 1:
+            recorded, lost = conn.execute(select(func.count(), func.count().filter(a.error_type == "OutcomeUnknown"))
+                                          .where(a.delivery_id == row.id)).one()
+            # an answer lost on the way, or an attempt that never recorded its end (a worker killed
+            # mid-send): either may have sent the message
+            unknown = lost + max(0, row.attempts - 1 - recorded)
     message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir)
     provider = registry.get(row.provider)(notify.channel_options(tenant, row.kind), ctx)
     if unknown:

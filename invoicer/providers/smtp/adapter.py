@@ -12,11 +12,14 @@ Channel options (tenants file, `channels.email: {provider: smtp, ...}`):
   ca_file           a CA bundle to trust instead of the system's (a private relay; tests)
   timeout           seconds for connect and each reply (default 30)
   per_minute        optional cap on messages per minute through this server (all workers)
+  at_least_once     true: after an unknown outcome, send again (same Message-ID); default false:
+                    the delivery waits for a person (review), so no second copy goes out
 
 Errors: refused connection, 4xx replies -> Unavailable (retried); 5xx (a recipient or message the
 server refuses) -> Rejected; a refused login -> AuthFailed; a connection lost or timed out after the
-message data was sent -> OutcomeUnknown. SMTP cannot be asked whether a message went, so a retry after
-that sends again with the same Message-ID (resend_after_unknown: at least once; see docs/notifications.md).
+message data was sent -> OutcomeUnknown. SMTP cannot be asked whether a message went, so the delivery
+goes to review rather than risk a second copy, unless the tenant chose at_least_once (see
+docs/notifications.md).
 """
 from __future__ import annotations
 
@@ -49,7 +52,11 @@ def _reply_error(code: int, text, what: str):
 class Smtp(Provider):
     slug = SLUG
     capabilities = frozenset({"send_email"})
-    resend_after_unknown = True  # SMTP has no look-up: at least once, with one Message-ID
+    resend_after_unknown = False  # SMTP has no look-up: review, unless the channel says at_least_once
+
+    def __init__(self, options: dict | None = None, ctx=None):
+        super().__init__(options, ctx)
+        self.resend_after_unknown = bool(self.options.get("at_least_once", False))
 
     @classmethod
     def check_options(cls, options: dict, name: str) -> list[str]:

@@ -1,5 +1,6 @@
 """SMTP over a real local mail server (aiosmtpd): STARTTLS, login, the message as sent, each failure
-as its typed error, and what a retry after an unknown outcome does (sends again, same Message-ID)."""
+as its typed error, and what a retry after an unknown outcome does (review; or again, same Message-ID,
+when the tenant chose at least once)."""
 from __future__ import annotations
 
 import pytest
@@ -75,10 +76,41 @@ def test_a_connection_lost_after_the_data_is_an_unknown_outcome(sim):
     assert len(sim.messages) == 1  # the server had it
 
 
-def test_in_the_pipeline_a_retry_after_an_unknown_outcome_sends_again_with_the_same_message_id(
-        clean, sim, monkeypatch, tmp_path):
-    """SMTP cannot be asked whether a message went: at least once, documented in docs/notifications.md."""
+def test_in_the_pipeline_an_unknown_outcome_goes_to_review_not_to_a_second_copy(clean, sim, monkeypatch, tmp_path):
+    """SMTP cannot be asked whether a message went: the delivery waits for a person, one copy sent."""
     one_channel(monkeypatch, tmp_path, "email", sim.channel())
+    sim.inject("drop")
+    [row] = messages(run_job())
+    assert row.status == "review" and row.attempts == 2 and row.detail["status"] == "unknown"
+    assert len(sim.messages) == 1
+
+
+def test_a_worker_killed_mid_send_counts_as_an_unknown_outcome(clean, sim, monkeypatch, tmp_path):
+    """An attempt that began and never recorded its end (the worker died mid-send) may have sent the
+    message: the retry does not send again."""
+    from sqlalchemy import update
+
+    from invoicer import db, pipeline
+
+    one_channel(monkeypatch, tmp_path, "email", sim.channel())
+    real_run = pipeline.run_delivery
+
+    def crash_first_email(delivery_id):
+        if pipeline.delivery_kind(delivery_id) == "email" and not getattr(crash_first_email, "done", False):
+            crash_first_email.done = True  # claimed and sent, then the worker died before recording it
+            with db.engine().begin() as conn:
+                conn.execute(update(db.deliveries).where(db.deliveries.c.id == delivery_id).values(
+                    status="running", attempts=1, claimed_until=db.utcnow()))
+            return pipeline.Outcome(retry_in=0.1)
+        return real_run(delivery_id)
+
+    monkeypatch.setattr(pipeline, "run_delivery", crash_first_email)
+    [row] = messages(run_job())
+    assert row.status == "review" and row.attempts == 2 and sim.messages == []
+
+
+def test_a_tenant_may_choose_at_least_once_and_get_the_same_message_id_twice(clean, sim, monkeypatch, tmp_path):
+    one_channel(monkeypatch, tmp_path, "email", {**sim.channel(), "at_least_once": True})
     sim.inject("drop")
     [row] = messages(run_job())
     assert row.status == "done" and row.attempts == 2 and row.detail["status"] == "sent"
