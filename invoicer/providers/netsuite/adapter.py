@@ -31,15 +31,15 @@ when it is there. Customers are upserted the same way (external id from tenant +
 """
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 import requests
 from oauthlib import oauth1
 
-from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
+from ...errors import AuthFailed, RateLimited, Rejected
 from .. import http
-from ..base import Created, PaymentStatus, Provider
+from ..base import Created, PaymentStatus
+from ..common import MappedProvider, env_secrets, mapped, known_customer, option_problems
 from ..registry import register
 from . import transform
 
@@ -69,23 +69,15 @@ def _message(resp: requests.Response) -> str:
 
 
 @register
-class NetSuite(Provider):
+class NetSuite(MappedProvider):
     slug = SLUG
     capabilities = frozenset({"create_invoice", "find_invoice", "payment_status"})
-
-    def __init__(self, options: dict | None = None, ctx=None):
-        super().__init__(options, ctx)
-        self.platform = getattr(ctx, "platform", "") or SLUG
-        self.mapping = transform.Mapping.from_options(self.options, self.platform)
+    mapping_class = transform.Mapping
 
     @classmethod
     def check_options(cls, options: dict, name: str) -> list[str]:
-        problems = []
-        if not options.get("account_id"):
-            problems.append(f"platforms.{name}.account_id: the NetSuite account id is not set")
-        for kind in transform.KINDS:
-            if not (options.get("items") or {}).get(kind):
-                problems.append(f"platforms.{name}.items.{kind} is not set")
+        problems = option_problems(options, name, {"account_id": "the NetSuite account id"}, "items",
+                                   transform.KINDS)
         if (options.get("auth") or "tba") != "tba":
             problems.append(f"platforms.{name}.auth: only tba (token-based authentication) is supported")
         if not options.get("currency") and not options.get("currencies"):
@@ -122,10 +114,7 @@ class NetSuite(Provider):
 
     def _customer(self, doc: dict) -> str:
         c = doc["customer"]
-        known = self.ctx.refs.get("customer", c["id"])
-        if known:
-            return known
-        theirs = (c.get("external_ids") or {}).get(SLUG) or (c.get("external_ids") or {}).get(self.platform)
+        theirs = known_customer(self.ctx, c, SLUG, self.platform)
         if not theirs:
             path = f"/customer/eid:{transform.customer_external_id(self.ctx.tenant, c['id'])}"
             resp = self._request("PUT", path, body=transform.customer_body(doc, self.mapping))
@@ -136,10 +125,8 @@ class NetSuite(Provider):
 
     @property
     def account_id(self) -> str:
-        value = self.options.get("account_id")
-        if not value:
-            raise MappingMissing(f"platforms.{self.platform}.account_id: the NetSuite account id is not set")
-        return str(value)
+        return str(mapped(self.options, "account_id",
+                          f"platforms.{self.platform}.account_id: the NetSuite account id is not set"))
 
     def _base(self) -> str:
         return http.base_url(SLUG, self.options, f"https://{host_part(self.account_id)}.suitetalk.api.netsuite.com")
@@ -147,20 +134,10 @@ class NetSuite(Provider):
     def _app(self) -> str:
         return f"https://{host_part(self.account_id)}.app.netsuite.com"
 
-    def _secrets(self) -> list[str]:
-        out = []
-        for option, suffix in SECRETS:
-            name = self.options.get(option) or f"INVOICER_NETSUITE_{suffix}"
-            value = os.environ.get(name)
-            if not value:
-                raise MappingMissing(f"environment variable {name} (platforms.{self.platform}.{option}) is not set")
-            out.append(value)
-        return out
-
     def _sign(self, method: str, url: str) -> dict[str, str]:
         """The OAuth 1.0a Authorization header (HMAC-SHA256, realm = account id) for one request; the JSON
         body is not part of the signature (only form bodies are)."""
-        key, secret, token, token_secret = self._secrets()
+        key, secret, token, token_secret = env_secrets(SLUG, self.options, self.platform, SECRETS)
         client = oauth1.Client(key, client_secret=secret, resource_owner_key=token,
                                resource_owner_secret=token_secret, signature_method=oauth1.SIGNATURE_HMAC_SHA256,
                                realm=realm(self.account_id))

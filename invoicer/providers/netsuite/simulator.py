@@ -19,7 +19,7 @@ What it reproduces, and from which of Oracle's NetSuite help pages (docs.oracle.
   sublist APPENDS its lines unless the request names it in `replace` ("Updating a Sublist", "Replacing a
   Sublist": non-keyed lines are always appended). Answers 204 No Content with Location .../{type}/{id}.
 - Concurrency governance ("Concurrency Governance and Session Management"): requests in flight per account
-  are limited (`limits.concurrent`, default 5: the shared tier without SuiteCloud Plus); one more answers
+  are limited (`flight.limit`, default 5: the shared tier without SuiteCloud Plus); one more answers
   429 with o:errorCode CONCURRENCY_LIMIT_EXCEEDED. The status (429 or 400) and the body's wording are from
   third-party client code, not Oracle's pages: not confirmed.
 - Invoices: line amount = quantity x rate rounded to the currency's precision when no amount is given; tax
@@ -33,15 +33,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 
+from ..common import InFlight, SecretsFromEnv, clear
 from ..simulate import Reply, Request, Simulator
 from .adapter import realm
 from .transform import dumps, loads
@@ -69,13 +68,9 @@ def _invalid(detail: str, path: str) -> Reply:
     return _error(400, "Bad Request", "INVALID_CONTENT", f"Error while accessing resource: {detail}", errorPath=path)
 
 
-@dataclass
-class Limits:
-    concurrent: int = 5
-
-
-class NetSuiteSimulator(Simulator):
+class NetSuiteSimulator(SecretsFromEnv, Simulator):
     """One NetSuite account with items, tax codes, currencies, customers and invoices."""
+    sandbox_slug = "netsuite"
 
     def __init__(self, account: str = ACCOUNT):
         super().__init__()
@@ -87,12 +82,8 @@ class NetSuiteSimulator(Simulator):
 
     def reset(self) -> None:
         with self.state, self.lock:
-            self.received.clear()
-            self.faults.clear()
-            self.latency_ms = 0
-            self.limits = Limits()
-            self.in_flight = 0
-            self.gate: threading.Event | None = None
+            clear(self)
+            self.flight = InFlight(5)  # the shared tier's account limit
             self.nonces: set[tuple[str, str]] = set()
             # labor, material, fee, discount, tax items; a zero-rate and an 8 % tax code; USD (2) and JPY (0)
             self.items = {"11": "Service", "12": "InvtPart", "13": "OthCharge", "14": "Discount", "15": "OthCharge"}
@@ -112,20 +103,11 @@ class NetSuiteSimulator(Simulator):
         return {"provider": "netsuite", "account_id": self.account, "base_url": url, "currency": "USD",
                 "currencies": {"JPY": "2", "EUR": "3"},
                 "items": {"labor": "11", "material": "12", "fee": "13", "discount": "14", "tax": "15"},
-                "tax_codes": {"taxable": "-7", "non_taxable": "-8"},
-                "consumer_key_env": "INVOICER_SANDBOX_NETSUITE_CONSUMER_KEY",
-                "consumer_secret_env": "INVOICER_SANDBOX_NETSUITE_CONSUMER_SECRET",
-                "token_id_env": "INVOICER_SANDBOX_NETSUITE_TOKEN_ID",
-                "token_secret_env": "INVOICER_SANDBOX_NETSUITE_TOKEN_SECRET"}
+                "tax_codes": {"taxable": "-7", "non_taxable": "-8"}, **self.secret_options()}
 
-    def env(self) -> dict[str, str]:
-        return {"INVOICER_SANDBOX_NETSUITE_CONSUMER_KEY": self.consumer_key,
-                "INVOICER_SANDBOX_NETSUITE_CONSUMER_SECRET": self.consumer_secret,
-                "INVOICER_SANDBOX_NETSUITE_TOKEN_ID": self.token_id,
-                "INVOICER_SANDBOX_NETSUITE_TOKEN_SECRET": self.token_secret}
-
-    def tokens(self) -> dict | None:
-        return None  # TBA keys come from the environment
+    def secret_values(self) -> dict[str, str]:  # TBA keys: env() gives them to the adapter, tokens() is None
+        return {"consumer_key_env": self.consumer_key, "consumer_secret_env": self.consumer_secret,
+                "token_id_env": self.token_id, "token_secret_env": self.token_secret}
 
     # ------------------------------------------------------------ test helpers
 
@@ -151,19 +133,12 @@ class NetSuiteSimulator(Simulator):
         denied = self._authenticate(request)
         if denied:
             return denied
-        with self.state:
-            if self.in_flight >= self.limits.concurrent:
-                return self.rate_limited(request)
-            self.in_flight += 1
-        try:
-            if self.gate is not None:
-                self.gate.wait(30)
+        with self.flight.enter(lambda: self.rate_limited(request)) as refused:
+            if refused:
+                return refused
             with self.state:
                 return super().handle(request) if self._route(request) else \
                     _error(404, "Not Found", "NONEXISTENT_ID", f"Invalid record type or path {request.path}.")
-        finally:
-            with self.state:
-                self.in_flight -= 1
 
     def _route(self, request: Request) -> bool:
         return any(m == request.method and p.match(request.path) for m, p, _ in self._compiled)

@@ -25,6 +25,7 @@ from typing import Any
 from ... import money
 from ...errors import MappingMissing, Rejected
 from ..base import Created, PaymentStatus
+from ..common import check_decimals, mapped
 from ..quickbooks.transform import dumps, loads  # exact-decimal JSON, shared
 
 __all__ = ["dumps", "loads"]
@@ -59,11 +60,8 @@ class Mapping:
                    bool(options.get("use_our_number")), bool(options.get("send")))
 
     def item(self, kind: str) -> str:
-        value = self.items.get(kind)
-        if not value:
-            raise MappingMissing(f"NetSuite needs an item for {kind} lines: set platforms.{self.platform}.items.{kind} "
-                                 f"to the internal id of a NetSuite item")
-        return value
+        return mapped(self.items, kind, f"NetSuite needs an item for {kind} lines: set "
+                                        f"platforms.{self.platform}.items.{kind} to the internal id of a NetSuite item")
 
 
 def external_id(key: str) -> str:
@@ -86,12 +84,7 @@ def _clip(text: str | None, limit: int) -> str:
 
 def check(doc: dict) -> None:
     """Rejected for an invoice NetSuite could not hold to the minor unit."""
-    if money.minor_unit(doc["currency"]) > MAX_DECIMALS:
-        places = Decimal(1).scaleb(-MAX_DECIMALS)
-        amounts = [doc["total"], doc["tax"]["amount"], doc["discount_total"], *(l["amount"] for l in doc["lines"])]
-        if any(a.quantize(places) != a for a in amounts):
-            raise Rejected(f'NetSuite keeps at most {MAX_DECIMALS} decimals; invoice {doc["number"]} in '
-                           f'{doc["currency"]} has amounts in thousandths that it would round')
+    check_decimals(doc, "NetSuite", MAX_DECIMALS)
 
 
 def _currency(doc: dict, m: Mapping) -> dict | None:

@@ -5,41 +5,21 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 
-from invoicer import db
 from invoicer.errors import AuthFailed, MappingMissing, OutcomeUnknown, RateLimited, Rejected
-from invoicer.pipeline import Ctx
 from invoicer.providers import registry
-from invoicer.providers.simulate import Running
 from invoicer.providers.netsuite.simulator import NetSuiteSimulator
 from tests.conftest import wait_for
+from tests.providers.erp import fixtures
 from tests.providers.netsuite import make_doc, options
 
 NetSuite = registry.get("netsuite")
 KEY = "a1" * 24
 
 
-@pytest.fixture(scope="module")
-def running():
-    with Running(NetSuiteSimulator()) as r:
-        yield r
-
-
-@pytest.fixture
-def ns(clean, running, tmp_path, monkeypatch):
-    sim = running.sim
-    sim.reset()
-    for k, v in sim.env().items():
-        monkeypatch.setenv(k, v)
-
-    def provider(attempt: int = 1, **extra):
-        ctx = Ctx(engine=db.engine(), var_dir=tmp_path, attempt=attempt, tenant="acme-hvac", platform="erp")
-        return NetSuite(options(running.url, **extra), ctx)
-
-    return SimpleNamespace(sim=sim, url=running.url, provider=provider)
+running, ns = fixtures(NetSuiteSimulator, NetSuite, options, "erp")
 
 
 def calls(sim, method, part):
@@ -122,14 +102,14 @@ def test_concurrency_limit_as_400_body_is_rate_limited_too(ns, monkeypatch):
 
 
 def test_our_limiter_keeps_requests_in_flight_under_the_accounts_limit(ns):
-    ns.sim.limits.concurrent = 2
+    ns.sim.flight.limit = 2
     ns.provider().create_invoice(make_doc(), KEY)  # customer known from here on
-    ns.sim.gate = threading.Event()
+    ns.sim.flight.gate = threading.Event()
     docs = [make_doc(number=f"ACME-{2000 + i}", job_id=f"J-{i}") for i in range(3)]
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(ns.provider(concurrency=2).create_invoice, d, f"k{i:047d}") for i, d in enumerate(docs)]
-        wait_for(lambda: ns.sim.in_flight == 2, 10, what="two requests in flight")
-        ns.sim.gate.set()
+        wait_for(lambda: ns.sim.flight.count == 2, 10, what="two requests in flight")
+        ns.sim.flight.gate.set()
         results = [f.result() for f in futures]
     assert len({r.external_id for r in results}) == 3 and len(ns.sim.invoices) == 4
 
