@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Callable, Iterator
@@ -83,6 +84,25 @@ def known_customer(ctx, customer: dict, slug: str, platform: str) -> str | None:
         return known
     ids = customer.get("external_ids") or {}
     return ids.get(slug) or ids.get(platform) or None
+
+
+def cached_credential(creds, name: str, make: Callable[[dict | None], dict], refused: str | None = None,
+                      early: float = 60) -> str:
+    """`name` of the tenant's stored credential (a session id, an access token) while it has more than
+    `early` seconds left and is not the one the platform has just refused; else `make(current)` is stored
+    (under the row lock, so concurrent workers make one) and its `name` returned. `make` returns
+    {name: ..., "expires_at": epoch seconds, ...}."""
+    def good(c: dict) -> bool:
+        return bool(c.get(name)) and c[name] != refused and float(c.get("expires_at") or 0) > time.time() + early
+
+    current = creds.get()
+    if current is None:  # nothing stored yet: no row to lock; two first workers may both make one
+        fresh = make(None)
+        creds.put(fresh)
+        return fresh[name]
+    if good(current):
+        return current[name]
+    return creds.refresh(good, make)[name]
 
 
 def check_decimals(doc: dict, vendor: str, places: int) -> None:

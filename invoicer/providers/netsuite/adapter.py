@@ -17,10 +17,16 @@ Tenant options (platforms.<name> in the tenants file):
                     invoicer's own channels send it
   concurrency       how many requests invoicer may have in flight on the account (default 4; the account's
                     own limit is 5 on the shared tier plus 10 per SuiteCloud Plus licence, for all integrations)
-  auth              tba (default). oauth2 (client credentials with a JWT assertion) is not built yet.
-  consumer_key_env, consumer_secret_env, token_id_env, token_secret_env   names of the environment variables
-                    with the integration record's consumer key/secret and the access token id/secret (default
-                    INVOICER_NETSUITE_CONSUMER_KEY, ..._CONSUMER_SECRET, ..._TOKEN_ID, ..._TOKEN_SECRET)
+  auth              tba (default: token-based authentication, OAuth 1.0a HMAC-SHA256) or oauth2 (client
+                    credentials, machine to machine: a JWT signed with the tenant's private key)
+  consumer_key_env, consumer_secret_env, token_id_env, token_secret_env   (tba) names of the environment
+                    variables with the integration record's consumer key/secret and the access token id/secret
+                    (default INVOICER_NETSUITE_CONSUMER_KEY, ..._CONSUMER_SECRET, ..._TOKEN_ID, ..._TOKEN_SECRET)
+  certificate_id    (oauth2) the certificate id of the client credentials mapping (the JWT's kid)
+  algorithm         (oauth2) PS256 (default), PS384, PS512, ES256, ES384 or ES512, to suit the key
+  client_id_env, private_key_env   (oauth2) environment variables with the integration's client id and the
+                    PEM private key (default INVOICER_NETSUITE_CLIENT_ID, INVOICER_NETSUITE_PRIVATE_KEY)
+  token_url         (oauth2) default {base_url}/services/rest/auth/oauth2/v1/token
   base_url          default the account's suitetalk host (else env INVOICER_NETSUITE_BASE_URL)
 
 Exactly once: the invoice is written with an upsert, PUT /invoice/eid:{externalId}?replace=item, where the
@@ -31,15 +37,17 @@ when it is there. Customers are upserted the same way (external id from tenant +
 """
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
+import jwt
 import requests
 from oauthlib import oauth1
 
 from ...errors import AuthFailed, RateLimited, Rejected
 from .. import http
 from ..base import Created, PaymentStatus
-from ..common import MappedProvider, env_secrets, mapped, known_customer, option_problems
+from ..common import MappedProvider, cached_credential, env_secrets, mapped, known_customer, option_problems
 from ..registry import register
 from . import transform
 
@@ -50,6 +58,10 @@ RETRY_AFTER = 5.0  # NetSuite sends no Retry-After (not confirmed); the concurre
 LIMIT_CODES = ("CONCURRENCY_LIMIT_EXCEEDED", "SSS_REQUEST_LIMIT_EXCEEDED", "WS_REQUEST_BLOCKED")
 SECRETS = (("consumer_key_env", "CONSUMER_KEY"), ("consumer_secret_env", "CONSUMER_SECRET"),
            ("token_id_env", "TOKEN_ID"), ("token_secret_env", "TOKEN_SECRET"))
+M2M_SECRETS = (("client_id_env", "CLIENT_ID"), ("private_key_env", "PRIVATE_KEY"))
+TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
+ASSERTION_TTL = 50 * 60  # Oracle: exp must be less than 60 minutes after iat
+ALGORITHMS = ("PS256", "PS384", "PS512", "ES256", "ES384", "ES512")  # Oracle's list; RS256 is not on it
 
 
 def host_part(account_id: str) -> str:
@@ -78,8 +90,15 @@ class NetSuite(MappedProvider):
     def check_options(cls, options: dict, name: str) -> list[str]:
         problems = option_problems(options, name, {"account_id": "the NetSuite account id"}, "items",
                                    transform.KINDS)
-        if (options.get("auth") or "tba") != "tba":
-            problems.append(f"platforms.{name}.auth: only tba (token-based authentication) is supported")
+        auth = options.get("auth") or "tba"
+        if auth not in ("tba", "oauth2"):
+            problems.append(f"platforms.{name}.auth: tba (token-based authentication) or oauth2 (client "
+                            f"credentials), not {auth!r}")
+        if auth == "oauth2" and not options.get("certificate_id"):
+            problems.append(f"platforms.{name}.certificate_id: the certificate id of the OAuth 2.0 client "
+                            f"credentials mapping is not set")
+        if auth == "oauth2" and (options.get("algorithm") or "PS256") not in ALGORITHMS:
+            problems.append(f"platforms.{name}.algorithm: one of {', '.join(ALGORITHMS)}")
         if not options.get("currency") and not options.get("currencies"):
             problems.append(f"platforms.{name}.currency (the ISO code of the account's currency) or "
                             f"platforms.{name}.currencies is not set")
@@ -144,12 +163,60 @@ class NetSuite(MappedProvider):
         _, headers, _ = client.sign(url, http_method=method)
         return {"Authorization": headers["Authorization"]}
 
+    # OAuth 2.0 client credentials (machine to machine): a JWT signed with the tenant's private key buys an
+    # access token of about an hour, cached encrypted in the credentials table and renewed under its lock.
+
+    def _token_url(self) -> str:
+        return self.options.get("token_url") or self._base() + TOKEN_PATH
+
+    def _access_token(self, refused: str | None = None) -> str:
+        return cached_credential(self.ctx.credentials, "access_token", self._grant, refused, early=120)
+
+    def _grant(self, current: dict | None = None) -> dict:
+        client_id, private_key = env_secrets(SLUG, self.options, self.platform, M2M_SECRETS)
+        now = int(time.time())
+        url = self._token_url()
+        try:
+            assertion = jwt.encode({"iss": client_id, "scope": "rest_webservices", "aud": url, "iat": now,
+                                    "exp": now + ASSERTION_TTL}, private_key.replace("\\n", "\n"),
+                                   algorithm=self.options.get("algorithm") or "PS256",
+                                   headers={"kid": str(self.options.get("certificate_id") or ""), "typ": "JWT"})
+        except (ValueError, TypeError, jwt.PyJWTError) as exc:
+            raise AuthFailed(f"netsuite: the private key cannot sign the client assertion ({type(exc).__name__})") \
+                from None
+        try:
+            resp = http.call("POST", url, slug=SLUG, message=_message, headers={"Accept": "application/json"},
+                             data={"grant_type": "client_credentials", "client_assertion": assertion,
+                                   "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+        except Rejected as exc:  # 400 invalid_grant / invalid_client: the mapping or the key is wrong
+            raise AuthFailed(f"netsuite refused the client credentials ({exc})", status=exc.status) from None
+        answer = resp.json()
+        return {"access_token": answer["access_token"], "expires_at": now + float(answer.get("expires_in") or 3600)}
+
+    def _auth(self, method: str, url: str, refused: str | None) -> tuple[dict[str, str], str | None]:
+        """The Authorization header for one request, and the bearer token in it (None for TBA)."""
+        if (self.options.get("auth") or "tba") == "oauth2":
+            token = self._access_token(refused)
+            return {"Authorization": f"Bearer {token}"}, token
+        return self._sign(method, url), None
+
     def _request(self, method: str, path: str, *, body: dict | None = None,
                  params: dict | None = None) -> requests.Response:
         url = self._base() + RECORD + path
         if params:
             url += "?" + "&".join(f"{k}={v}" for k, v in params.items())
-        headers = {"Accept": "application/json", **self._sign(method, url)}
+        refused = None
+        for attempt in (1, 2):
+            auth, token = self._auth(method, url, refused)
+            try:
+                return self._send(method, url, {"Accept": "application/json", **auth}, body)
+            except AuthFailed as exc:
+                if token is None or exc.status != 401 or attempt == 2:
+                    raise
+                refused = token  # an access token ended early: a new one, once
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, url: str, headers: dict, body: dict | None) -> requests.Response:
         data = None
         if body is not None:
             data, headers["Content-Type"] = transform.dumps(body), "application/json"

@@ -2,7 +2,8 @@
 `invoicer sandbox` only).
 
 Endpoints (same paths as NetSuite): PUT /services/rest/record/v1/{invoice|customer}/eid:{externalId}
-(upsert), GET /services/rest/record/v1/{invoice|customer}/{id | eid:externalId}.
+(upsert), GET /services/rest/record/v1/{invoice|customer}/{id | eid:externalId}, and the OAuth 2.0 token
+endpoint POST /services/rest/auth/oauth2/v1/token (client credentials with a JWT assertion).
 
 What it reproduces, and from which of Oracle's NetSuite help pages (docs.oracle.com/.../ns-online-help):
 - Token-based authentication ("The Authorization Headers", "The Signature for Web Services and RESTlets"):
@@ -13,6 +14,11 @@ What it reproduces, and from which of Oracle's NetSuite help pages (docs.oracle.
   seen before or a timestamp more than 5 minutes off answers 401 with NetSuite's body
   ({"type", "title": "Unauthorized", "status": 401, "o:errorDetails": [{"detail": "Invalid login attempt.
   ...", "o:errorCode": "INVALID_LOGIN"}]}, "Error Handling in REST Web Services").
+- OAuth 2.0 client credentials ("POST Request to the Token Endpoint", "The Request Token Structure"): the
+  assertion's signature is verified against the mapped certificate named by `kid` (PS256/384/512 or
+  ES256/384/512), `iss` = the client id, `aud` = the token URL, `scope` with rest_webservices, exp at most
+  60 minutes after iat; else 400 {"error": "invalid_grant"}. Access tokens last 3600 s (`expire_tokens()`
+  ends them early); an unknown or ended bearer token gets the 401 INVALID_LOGIN body.
 - Errors use that body: 400 INVALID_CONTENT with o:errorPath for a bad field value, 404 for an unknown id.
 - Upsert ("Using the Upsert Operation", "Using External IDs"): PUT on eid:{externalId} creates the record
   or updates the one with that external id; external ids are letters, digits, _ and -. An update of a
@@ -36,6 +42,9 @@ import uuid
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
@@ -46,6 +55,7 @@ from .adapter import realm
 from .transform import dumps, loads
 
 RECORD = r"/services/rest/record/v1"
+TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
 ACCOUNT = "TSTDRV2710001"
 NONCE_WINDOW = 300
 INVOICE_FIELDS = {"entity", "tranDate", "dueDate", "memo", "item", "currency", "tranId", "otherRefNum",
@@ -77,6 +87,14 @@ class NetSuiteSimulator(SecretsFromEnv, Simulator):
         self.account = account
         self.consumer_key, self.consumer_secret = "ns-ck-" + uuid.uuid4().hex, "ns-cs-" + uuid.uuid4().hex
         self.token_id, self.token_secret = "ns-tk-" + uuid.uuid4().hex, "ns-ts-" + uuid.uuid4().hex
+        # OAuth 2.0 client credentials: the integration's client id and one mapped certificate (an EC P-256
+        # key here; tests may map more with `map_certificate`)
+        self.client_id = "ns-client-" + uuid.uuid4().hex
+        key = ec.generate_private_key(ec.SECP256R1())
+        self.private_key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()).decode()
+        self.certificates = {"sim-cert-1": key.public_key()}
+        self.certificate_id = "sim-cert-1"
         self.state = threading.RLock()
         self.reset()
 
@@ -85,6 +103,8 @@ class NetSuiteSimulator(SecretsFromEnv, Simulator):
             clear(self)
             self.flight = InFlight(5)  # the shared tier's account limit
             self.nonces: set[tuple[str, str]] = set()
+            self.access_tokens: dict[str, float] = {}  # bearer token -> expires at
+            self.grants = 0
             # labor, material, fee, discount, tax items; a zero-rate and an 8 % tax code; USD (2) and JPY (0)
             self.items = {"11": "Service", "12": "InvtPart", "13": "OthCharge", "14": "Discount", "15": "OthCharge"}
             self.tax_codes = {"-7": Decimal(0), "-8": Decimal(0), "20": Decimal("0.08")}
@@ -107,7 +127,15 @@ class NetSuiteSimulator(SecretsFromEnv, Simulator):
 
     def secret_values(self) -> dict[str, str]:  # TBA keys: env() gives them to the adapter, tokens() is None
         return {"consumer_key_env": self.consumer_key, "consumer_secret_env": self.consumer_secret,
-                "token_id_env": self.token_id, "token_secret_env": self.token_secret}
+                "token_id_env": self.token_id, "token_secret_env": self.token_secret,
+                "client_id_env": self.client_id, "private_key_env": self.private_key_pem}
+
+    def map_certificate(self, kid: str, public_key) -> None:
+        self.certificates[kid] = public_key
+
+    def expire_tokens(self) -> None:
+        with self.state:
+            self.access_tokens = {k: 0.0 for k in self.access_tokens}
 
     # ------------------------------------------------------------ test helpers
 
@@ -130,6 +158,8 @@ class NetSuiteSimulator(SecretsFromEnv, Simulator):
     # ------------------------------------------------------------ dispatch
 
     def handle(self, request: Request) -> Reply:
+        if request.path == TOKEN_PATH and request.method == "POST":
+            return self.token(request)
         denied = self._authenticate(request)
         if denied:
             return denied
@@ -146,6 +176,9 @@ class NetSuiteSimulator(SecretsFromEnv, Simulator):
     def _authenticate(self, request: Request) -> Reply | None:
         denied = _error(401, "Unauthorized", "INVALID_LOGIN", LOGIN)
         header = request.headers.get("authorization", "")
+        if header.startswith("Bearer "):
+            with self.state:
+                return None if self.access_tokens.get(header[7:].strip(), 0) > time.time() else denied
         if not header.startswith("OAuth "):
             return denied
         params = {k: oauth_utils.unescape(v) for k, v in oauth_utils.parse_authorization_header(header)}
@@ -174,6 +207,35 @@ class NetSuiteSimulator(SecretsFromEnv, Simulator):
                 return denied
             self.nonces.add(nonce)
         return None
+
+    def token(self, request: Request) -> Reply:
+        """POST /services/rest/auth/oauth2/v1/token, client credentials with a JWT assertion ("POST Request to
+        the Token Endpoint", "The Request Token Structure"): kid = a mapped certificate, iss = the client id,
+        aud = this endpoint, scope includes rest_webservices, exp less than 60 minutes after iat."""
+        form = {k: v[0] for k, v in request.form().items()}
+        if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != \
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return Reply(400, {"error": "unsupported_grant_type"})
+        assertion = form.get("client_assertion", "")
+        try:
+            header = jwt.get_unverified_header(assertion)
+            key = self.certificates.get(header.get("kid", ""))
+            if key is None or header.get("alg") not in ("PS256", "PS384", "PS512", "ES256", "ES384", "ES512"):
+                return Reply(400, {"error": "invalid_grant"})
+            claims = jwt.decode(assertion, key, algorithms=[header["alg"]],
+                                audience=f"http://{request.headers.get('host', '')}{TOKEN_PATH}",
+                                options={"require": ["iss", "aud", "iat", "exp", "scope"]})
+        except jwt.PyJWTError:
+            return Reply(400, {"error": "invalid_grant"})
+        scopes = claims["scope"] if isinstance(claims["scope"], list) else str(claims["scope"]).split(",")
+        if claims["iss"] != self.client_id or "rest_webservices" not in [s.strip() for s in scopes] \
+                or claims["exp"] - claims["iat"] > 3600:
+            return Reply(400, {"error": "invalid_grant"})
+        access = "ns-at-" + uuid.uuid4().hex
+        with self.state:
+            self.access_tokens[access] = time.time() + 3600
+            self.grants += 1
+        return Reply(200, {"access_token": access, "expires_in": "3600", "token_type": "bearer"})
 
     # ------------------------------------------------------------ records
 

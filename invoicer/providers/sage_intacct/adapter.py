@@ -36,7 +36,7 @@ import requests
 from ...errors import AuthFailed, RateLimited, Rejected, Unavailable
 from .. import http
 from ..base import Created, PaymentStatus
-from ..common import MappedProvider, env_secrets, mapped, known_customer, option_problems
+from ..common import MappedProvider, cached_credential, env_secrets, mapped, known_customer, option_problems
 from ..oauth import epoch
 from ..registry import register
 from . import transform
@@ -173,19 +173,7 @@ class SageIntacct(MappedProvider):
                 "expires_at": expires_at}
 
     def _session(self, refused: str | None = None) -> str:
-        def good(c: dict) -> bool:
-            return bool(c.get("sessionid")) and c["sessionid"] != refused \
-                and float(c.get("expires_at") or 0) > time.time() + EARLY
-
-        creds = self.ctx.credentials
-        current = creds.get()
-        if current is None:
-            fresh = self._login()
-            creds.put(fresh)
-            return fresh["sessionid"]
-        if good(current):
-            return current["sessionid"]
-        return creds.refresh(good, self._login)["sessionid"]
+        return cached_credential(self.ctx.credentials, "sessionid", self._login, refused, EARLY)
 
     def _post(self, data: bytes) -> Answer:
         limit = int(self.options.get("concurrency") or CONCURRENCY)

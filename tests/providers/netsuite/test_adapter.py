@@ -144,7 +144,50 @@ def test_payment_status(ns):
 
 def test_check_options_lists_what_is_missing():
     assert NetSuite.check_options(options(), "erp") == []
-    problems = NetSuite.check_options({"provider": "netsuite", "auth": "oauth2"}, "erp")
+    problems = NetSuite.check_options({"provider": "netsuite", "auth": "oauth2", "algorithm": "RS256"}, "erp")
     assert "platforms.erp.account_id: the NetSuite account id is not set" in problems
     assert "platforms.erp.items.labor is not set" in problems
-    assert any("only tba" in p for p in problems)
+    assert any(p.startswith("platforms.erp.certificate_id") for p in problems)
+    assert any(p.startswith("platforms.erp.algorithm: one of PS256") for p in problems)
+    assert any("not 'saml'" in p for p in NetSuite.check_options(options(auth="saml"), "erp"))
+
+
+# ---------------------------------------------------------------- OAuth 2.0 client credentials (M2M)
+
+def m2m(ns, **extra):
+    return ns.provider(auth="oauth2", certificate_id=ns.sim.certificate_id, algorithm="ES256", **extra)
+
+
+def test_oauth2_client_credentials_token_is_cached_and_renewed(ns):
+    created = m2m(ns).create_invoice(make_doc(), KEY)
+    assert ns.sim.invoices[created.external_id]["total"] == Decimal("251.10") and ns.sim.grants == 1
+    [put] = calls(ns.sim, "PUT", "/invoice/")
+    assert put.headers["authorization"].startswith("Bearer ns-at-")
+    [grant] = calls(ns.sim, "POST", "/oauth2/v1/token")
+    assert b"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer" in grant.body
+    m2m(ns).payment_status(created.external_id)
+    assert ns.sim.grants == 1  # the stored token serves the next call
+    ns.sim.expire_tokens()  # ended early on NetSuite's side: 401, a new token, the call repeated once
+    assert m2m(ns).payment_status(created.external_id).amount_due == Decimal("251.10") and ns.sim.grants == 2
+
+
+def test_oauth2_with_an_rsa_key_and_ps256(ns, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ns.sim.map_certificate("rsa-cert", key.public_key())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    monkeypatch.setenv("INVOICER_SANDBOX_NETSUITE_PRIVATE_KEY", pem.replace("\n", "\\n"))  # one-line form
+    created = ns.provider(auth="oauth2", certificate_id="rsa-cert").create_invoice(make_doc(), KEY)
+    assert created.external_id in ns.sim.invoices
+
+
+def test_oauth2_unknown_certificate_or_bad_key_is_auth_failed(ns, monkeypatch):
+    with pytest.raises(AuthFailed, match="refused the client credentials"):
+        ns.provider(auth="oauth2", certificate_id="not-mapped", algorithm="ES256").create_invoice(make_doc(), KEY)
+    monkeypatch.setenv("INVOICER_SANDBOX_NETSUITE_PRIVATE_KEY", "not a key")
+    with pytest.raises(AuthFailed, match="cannot sign"):
+        m2m(ns).create_invoice(make_doc(), KEY)
+    assert ns.sim.invoices == {}
