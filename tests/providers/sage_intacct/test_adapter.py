@@ -137,3 +137,19 @@ def test_check_options_lists_what_is_missing():
     problems = SageIntacct.check_options({"provider": "sage_intacct"}, "gl")
     assert "platforms.gl.company_id: the Sage Intacct company id is not set" in problems
     assert "platforms.gl.gl_accounts.labor is not set" in problems
+
+
+def test_gateway_limit_answered_with_http_200_is_rate_limited_too(si, monkeypatch):
+    real = si.sim.rate_limited
+    monkeypatch.setattr(si.sim, "rate_limited", lambda request: type(real(request))(200, real(request).body,
+                                                                                       real(request).headers))
+    si.sim.inject("429")
+    with pytest.raises(RateLimited, match="GW-0010"):
+        si.provider().create_invoice(make_doc(), KEY)
+
+
+def test_control_id_refused_but_no_invoice_of_ours_is_rejected_for_a_person(si):
+    si.sim.used_controls.add(transform.control_id(KEY))  # run before, but its invoice is not there
+    with pytest.raises(Rejected, match="already run .* no invoice with reference ACME-1001"):
+        si.provider().create_invoice(make_doc(), KEY)
+    assert si.sim.creates == 0
