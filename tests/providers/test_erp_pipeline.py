@@ -66,6 +66,6 @@ def _run(procs, env: dict, event: dict) -> dict:
         return dict(last) if last.get("state") in ("done", "failed") else None
 
     try:
-        return wait_for(finished, 90, what="the job on its platforms")  # 2 shared cores: be patient
+        return wait_for(finished, 180, what="the job on its platforms")  # 2 cores shared by many: be patient
     except AssertionError:
         raise AssertionError(json.dumps(last, indent=1, default=str)) from None

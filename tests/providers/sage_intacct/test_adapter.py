@@ -101,7 +101,7 @@ def test_limiter_keeps_requests_in_flight_under_the_companys_limit(si):
     docs = [make_doc(number=f"ACME-{2000 + i}", job_id=f"J-{i}") for i in range(3)]
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(si.provider().create_invoice, d, f"k{i:047d}") for i, d in enumerate(docs)]
-        wait_for(lambda: si.sim.flight.count == 2, 10, what="two requests in flight")
+        wait_for(lambda: si.sim.flight.count == 2, 30, what="two requests in flight")
         si.sim.flight.gate.set()
         results = [f.result() for f in futures]
     assert len({r.external_id for r in results}) == 3 and si.sim.creates == 4
