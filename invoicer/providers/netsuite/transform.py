@@ -26,9 +26,10 @@ from ... import money
 from ...errors import MappingMissing, Rejected
 from ..base import Created, PaymentStatus
 from ..common import check_decimals, mapped
-from ..quickbooks.transform import dumps, loads  # exact-decimal JSON, shared
+from ..jsonmoney import dec, loads
+from ..jsonmoney import dumps as _dumps
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dec", "dumps", "loads"]
 
 KINDS = ("labor", "material", "fee")
 MEMO_MAX = 999
@@ -36,6 +37,11 @@ DESCRIPTION_MAX = 4000
 TRAN_ID_MAX = 45
 MAX_DECIMALS = 2  # NetSuite currency precision is 0 or 2
 _EID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+
+def dumps(body: Any) -> bytes:
+    """The request body: JSON with every Decimal as an exact number (never through a float), UTF-8."""
+    return _dumps(body).encode()
 
 
 @dataclass(frozen=True)
@@ -185,14 +191,6 @@ def customer_body(doc: dict, m: Mapping) -> dict:
 
 
 # ---------------------------------------------------------------- NetSuite -> canonical
-
-def dec(value: Any) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    if value is None:
-        return Decimal(0)
-    return Decimal(str(value))
-
 
 def created(record: dict, doc: dict, app_host: str | None = None) -> Created:
     """The Created for a NetSuite invoice record; Rejected when its total differs from ours."""
