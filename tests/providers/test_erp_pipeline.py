@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from invoicer import db
-from tests.conftest import answers, free_port, make_event, wait_for
+from tests.conftest import ADMIN, answers, free_port, make_event, wait_for
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def _run(procs, env: dict, event: dict) -> dict:
 
     def finished():
         last.clear()
-        last.update(requests.get(job, timeout=10).json())
+        last.update(requests.get(job, headers=ADMIN, timeout=10).json())
         return dict(last) if last.get("state") in ("done", "failed") else None
 
     try:
