@@ -120,6 +120,7 @@ def clear(sim) -> None:
     """Forget what a simulator received and the faults queued for it (the caller holds its lock)."""
     sim.received.clear()
     sim.faults.clear()
+    getattr(sim.faults, "on", []).clear()  # faults aimed at a request still to come
     sim.latency_ms = 0
 
 
