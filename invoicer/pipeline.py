@@ -538,7 +538,7 @@ def _pdf_for(ctx: Ctx, invoice_id: int) -> dict | None:
     row = _pdf_row(ctx, invoice_id)
     if row is None or row.status != "done" or not row.detail:
         return None
-    data = documents.LocalStorage(ctx.var_dir / "invoices").get(row.detail["path"])
+    data = documents.storage().get(ctx.tenant, row.detail["path"])  # the tenant's own folder only
     return {"filename": row.detail["path"].rsplit("/", 1)[-1], "data": data, "link": notify.link(row),
             "sha256": row.detail.get("sha256")}
 
