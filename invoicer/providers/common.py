@@ -116,14 +116,6 @@ def check_decimals(doc: dict, vendor: str, places: int) -> None:
                        f'has amounts in thousandths that it would round')
 
 
-def clear(sim) -> None:
-    """Forget what a simulator received and the faults queued for it (the caller holds its lock)."""
-    sim.received.clear()
-    sim.faults.clear()
-    getattr(sim.faults, "on", []).clear()  # faults aimed at a request still to come
-    sim.latency_ms = 0
-
-
 class InFlight:
     """A simulator's limit on requests in flight, with a gate tests close to hold requests inside."""
 

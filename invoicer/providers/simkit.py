@@ -72,9 +72,8 @@ class AccountingSimulator(Simulator):
     def reset(self) -> None:
         """Back to a new simulator (no requests, faults, tokens or records), same settings."""
         with self.state, self.lock:
-            self.received.clear()
-            self.faults.clear()
-            self.latency_ms, self.offset = 0, 0.0
+            self.forget()
+            self.offset = 0.0
             self.fresh()
 
     def fresh(self) -> None:

@@ -108,6 +108,14 @@ class Simulator:
             hits.append(now)
             return False
 
+    def forget(self) -> None:
+        """Forget the requests received, the faults queued or aimed, and the latency: a served simulator
+        can then serve another test. The caller holds `lock`."""
+        self.received.clear()
+        self.faults.clear()
+        self.faults.on.clear()
+        self.latency_ms = 0
+
     def inject(self, *faults: str) -> None:
         self.faults.extend(faults)
 

@@ -151,7 +151,7 @@ class BusinessCentralSimulator(Simulator):
             self.sent: list[dict] = []
             self.calls: deque[float] = deque()
             self.faults.clear()
-            self.received.clear()
+            self.forget()
             self._seq = {"customer": 10000, "draft": 1001, "posted": 103001, "etag": 0}
 
     # ------------------------------------------------------------ sandbox hook

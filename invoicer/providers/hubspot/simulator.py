@@ -35,7 +35,7 @@ from collections import deque
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
-from invoicer.providers.simulate import AimedFaults, Reply, Request, Simulator
+from invoicer.providers.simulate import Reply, Request, Simulator
 
 PORTAL = "24681357"
 CREATE_KEYS = {"properties", "associations", "objectWriteTraceId"}
@@ -91,8 +91,7 @@ class HubSpotSimulator(Simulator):
 
     def reset(self, clock=time.time) -> None:
         with self.lock, self._state:
-            self.received = []
-            self.latency_ms = 0
+            self.forget()
             self.stall_seconds = 35.0
             self.clock = clock
             self.objects: dict[str, dict[str, dict]] = {t: {} for t in PROPERTIES}
@@ -105,7 +104,6 @@ class HubSpotSimulator(Simulator):
             self._hits: dict[str, deque] = {}
             self._ids = itertools.count(1001)
             self._numbers = itertools.count(1)
-            self.faults = AimedFaults(self)
 
     # ------------------------------------------------------------ helpers for tests and the sandbox
 

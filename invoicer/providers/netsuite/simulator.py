@@ -49,7 +49,7 @@ from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 
-from ..common import InFlight, SecretsFromEnv, clear
+from ..common import InFlight, SecretsFromEnv
 from ..simulate import Reply, Request, Simulator
 from .adapter import realm
 from .transform import dumps, loads
@@ -100,7 +100,7 @@ class NetSuiteSimulator(SecretsFromEnv, Simulator):
 
     def reset(self) -> None:
         with self.state, self.lock:
-            clear(self)
+            self.forget()
             self.flight = InFlight(5)  # the shared tier's account limit
             self.nonces: set[tuple[str, str]] = set()
             self.access_tokens: dict[str, float] = {}  # bearer token -> expires at

@@ -119,7 +119,7 @@ class OdooSimulator(Simulator):
             self.moves: dict[int, dict] = {}
             self.mails: list[dict] = []
             self.faults.clear()
-            self.received.clear()
+            self.forget()
             self.logins = 0
             self._ids = itertools.count(1)
             self._names = itertools.count(1)

@@ -104,10 +104,7 @@ class PayPalSimulator(Simulator):
 
     def reset(self, clock=time.time) -> None:
         with self.lock, self._state:
-            self.received = []
-            self.faults.clear()
-            self.faults.on.clear()
-            self.latency_ms = 0
+            self.forget()
             self.clock = clock
             self.token_ttl = 32400
             self.rate_limit = 20

@@ -36,7 +36,7 @@ from decimal import Decimal, InvalidOperation
 
 from defusedxml.ElementTree import fromstring
 
-from ..common import InFlight, SecretsFromEnv, clear
+from ..common import InFlight, SecretsFromEnv
 from ..simulate import Reply, Request, Simulator
 
 GATEWAY = "/ia/xml/xmlgw.phtml"
@@ -107,7 +107,7 @@ class SageIntacctSimulator(SecretsFromEnv, Simulator):
 
     def reset(self) -> None:
         with self.state, self.lock:
-            clear(self)
+            self.forget()
             self.flight = InFlight(2)
             self.session_ttl = 3600.0
             self.sessions: dict[str, float] = {}

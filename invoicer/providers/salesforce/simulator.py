@@ -43,7 +43,7 @@ from urllib.parse import unquote
 
 from invoicer import money
 from invoicer.providers.salesforce import transform
-from invoicer.providers.simulate import AimedFaults, Reply, Request, Simulator
+from invoicer.providers.simulate import Reply, Request, Simulator
 
 ORG = "00D5j000000SIMORG"
 TEXT, NUMBER, DATE, BOOL, REF = "text", "number", "date", "bool", "ref"
@@ -123,10 +123,8 @@ class SalesforceSimulator(Simulator):
 
     def reset(self) -> None:
         with self.lock, self._state:
-            self.received = []
-            self.latency_ms = 0
+            self.forget()
             self.stall_seconds = 35.0
-            self.faults = AimedFaults(self)
             self.schema = default_schema()
             self.records: dict[str, dict[str, dict]] = {name: {} for name in self.schema}
             self.files: dict[str, bytes] = {}  # ContentVersion id -> PDF bytes

@@ -99,10 +99,7 @@ class SquareSimulator(Simulator):
     def reset(self, clock=time.time) -> None:
         """Forget everything received and stored (one served simulator can then serve many tests)."""
         with self.lock, self._state:
-            self.received = []
-            self.faults.clear()
-            self.faults.on.clear()
-            self.latency_ms = 0
+            self.forget()
             self.clock = clock
             self.currency = self.home_currency  # the location's currency (tests may change it)
             self.customers: dict[str, dict] = {}

@@ -43,7 +43,7 @@ from collections import deque
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
-from invoicer.providers.simulate import AimedFaults, Reply, Request, Simulator
+from invoicer.providers.simulate import Reply, Request, Simulator
 from invoicer.providers.stripe import schema, transform, webhooks
 
 _ALNUM = string.ascii_letters + string.digits
@@ -182,8 +182,7 @@ class StripeSimulator(Simulator):
     def reset(self, clock=time.time) -> None:
         """Forget everything received and stored (one served simulator can then serve many tests)."""
         with self.lock, self._state:
-            self.received = []
-            self.latency_ms = 0
+            self.forget()
             self.stall_seconds = 35.0
             self._reset(clock)
 
@@ -201,7 +200,6 @@ class StripeSimulator(Simulator):
         self.failures: deque[Reply] = deque()
         self._hits: dict[str, deque] = {}
         self._seq = itertools.count(1)
-        self.faults = AimedFaults(self)
 
     # ------------------------------------------------------------ plumbing
 

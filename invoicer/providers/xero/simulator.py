@@ -297,9 +297,7 @@ class XeroSimulator(Simulator):
         """Back to a new simulator (no tokens, invoices, contacts, requests or faults), same settings."""
         tenants, accounts, rates, grace = self._setup
         with self.state, self.lock:
-            self.received.clear()
-            self.faults.clear()
-            self.latency_ms = 0
+            self.forget()
             self.limits = Limits()
             self.refresh_grace = grace
             self.idempotency_ttl = IDEMPOTENCY_TTL
