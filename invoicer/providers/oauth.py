@@ -50,14 +50,12 @@ class RefreshingToken:
     `vendor` names it in messages ("QuickBooks"), `account` is what a person reconnects ("company").
     The app's client id and secret come from the environment variables the entry names
     (`client_id_env`, `client_secret_env`), by default INVOICER_<SLUG>_CLIENT_ID / _SECRET; they go as
-    HTTP Basic auth, or as `client_id`/`client_secret` form fields where the vendor wants them so
-    (`client_in_body`, HubSpot)."""
+    HTTP Basic auth (bodytoken.ClientInBodyToken sends them as form fields, for the vendors that want that)."""
 
     def __init__(self, slug: str, vendor: str, account: str, options: dict, ctx, token_url: str,
-                 message: Callable[[requests.Response], str], client_in_body: bool = False):
+                 message: Callable[[requests.Response], str]):
         self.slug, self.vendor, self.account = slug, vendor, account
         self.options, self.ctx, self.token_url, self.message = options, ctx, token_url, message
-        self.client_in_body = client_in_body
 
     def client(self) -> tuple[str, str]:
         return app_client(self.slug, self.options, self.ctx.platform)
@@ -83,13 +81,9 @@ class RefreshingToken:
             raise AuthFailed(f"no {self.vendor} refresh token stored for {self.ctx.tenant}: "
                              f"connect the {self.account} again")
         data = {"grant_type": "refresh_token", "refresh_token": current["refresh_token"]}
-        auth = self.client()
-        if self.client_in_body:
-            data.update(client_id=auth[0], client_secret=auth[1])
         try:
-            resp = http.call("POST", self.token_url, slug=self.slug, message=self.message,
-                             auth=None if self.client_in_body else auth, data=data,
-                             headers={"Accept": "application/json"})
+            resp = http.call("POST", self.token_url, slug=self.slug, message=self.message, auth=self.client(),
+                             data=data, headers={"Accept": "application/json"})
         except Rejected as exc:  # 400 invalid_grant: revoked, expired or already rotated -> a person reconnects
             raise AuthFailed(f"{self.vendor} refused the refresh token ({exc}); connect the {self.account} again",
                              status=exc.status) from None

@@ -43,7 +43,7 @@ import requests
 from ...errors import AuthFailed, MappingMissing, ProviderError, RateLimited, Rejected, Unavailable
 from .. import http
 from ..base import Created, Provider
-from ..oauth import RefreshingToken
+from ..bodytoken import ClientInBodyToken
 from ..ratelimit import within
 from ..registry import register
 from . import transform
@@ -244,8 +244,8 @@ class HubSpot(Provider):
         return value
 
     def _token(self, refused: str | None = None) -> str:
-        return RefreshingToken(self.slug, "HubSpot", "HubSpot account", self.options, self.ctx, self.token_url,
-                               _message, client_in_body=True).get(refused)
+        return ClientInBodyToken(self.slug, "HubSpot", "HubSpot account", self.options, self.ctx, self.token_url,
+                                 _message, lifetime=1800).get(refused)
 
     def _bucket(self, token: str) -> str:
         portal = self.options.get("portal_id")
