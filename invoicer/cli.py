@@ -101,10 +101,10 @@ def _status(args) -> int:
 def _dlq(args) -> int:
     from . import dlq
 
-    if args.action == "list":
-        rows = dlq.dead_letters(args.tenant)
+    if args.action in ("list", "review"):
+        rows = dlq.dead_letters(args.tenant, status="dead" if args.action == "list" else "review")
         if not rows:
-            print("no dead letters")
+            print("no dead letters" if args.action == "list" else "no messages waiting for review")
         for r in rows:
             print(f"{r['id']:>8}  {r['tenant']:<20} job {r['job_id']:<14} {r['number']:<14} {r['kind']:<8} "
                   f"{r['target']:<12} attempts {r['attempts']}  {r['last_error']}")
@@ -124,15 +124,19 @@ def _dlq(args) -> int:
         if args.action == "retry":
             kind = dlq.retry(delivery_id)
             follow = [(kind, delivery_id)] if kind else None
+        elif args.action == "settle":
+            follow = dlq.settle(delivery_id, sent=args.outcome == "sent")
         else:
             follow = dlq.discard(delivery_id, args.reason)
         if follow is None:
-            print(f"{delivery_id}: not a dead letter (already retried, done or discarded); nothing changed",
-                  file=sys.stderr)
+            what = "in review (already settled?)" if args.action == "settle" else \
+                "a dead letter (already retried, done or discarded)"
+            print(f"{delivery_id}: not {what}; nothing changed", file=sys.stderr)
             status = 1
             continue
         enqueue(follow)
-        print(f"{delivery_id}: {'re-enqueued' if args.action == 'retry' else 'discarded'}")
+        done = {"retry": "re-enqueued", "discard": "discarded", "settle": f"settled: {args.outcome}"}
+        print(f"{delivery_id}: {done[args.action]}")
     return status
 
 
@@ -336,11 +340,13 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("job_id")
     st.set_defaults(func=_status)
 
-    q = sub.add_parser("dlq", help="dead letters: list, show, retry, discard")
-    q.add_argument("action", choices=["list", "show", "retry", "discard"])
-    q.add_argument("ids", nargs="*", type=int, help="delivery ids (show, retry, discard)")
-    q.add_argument("--tenant", help="list: only this tenant's")
+    q = sub.add_parser("dlq", help="dead letters: list, show, retry, discard; messages in review: review, settle")
+    q.add_argument("action", choices=["list", "show", "retry", "discard", "review", "settle"])
+    q.add_argument("ids", nargs="*", type=int, help="delivery ids (show, retry, discard, settle)")
+    q.add_argument("--tenant", help="list, review: only this tenant's")
     q.add_argument("--reason", help="discard: why (recorded in the audit trail)")
+    q.add_argument("--outcome", choices=["sent", "resend"],
+                   help="settle: the recipient has it (sent), or it did not go and is sent once more (resend)")
     q.set_defaults(func=_dlq)
 
     rp = sub.add_parser("replay", help="re-drive events accepted in a time window that never finished")
@@ -388,10 +394,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "dlq" and args.action != "list" and not args.ids:
+    if args.command == "dlq" and args.action not in ("list", "review") and not args.ids:
         parser().error(f"dlq {args.action} needs one or more delivery ids")
     if args.command == "dlq" and args.action == "discard" and not (args.reason or "").strip():
         parser().error("dlq discard needs --reason (it is recorded in the audit trail)")
+    if args.command == "dlq" and args.action == "settle" and not args.outcome:
+        parser().error("dlq settle needs --outcome sent or --outcome resend")
     try:
         return args.func(args) or 0
     except ConfigError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from . import db
 from .pipeline import DISCARDED, TERMINAL, advance, audit
@@ -18,8 +18,9 @@ def _query():
             .join(db.invoices, i.id == d.invoice_id).join(db.jobs, j.id == i.job_pk))
 
 
-def dead_letters(tenant: str | None = None, limit: int = 1000) -> list[dict]:
-    q = _query().where(db.deliveries.c.status == "dead").order_by(db.deliveries.c.id).limit(limit)
+def dead_letters(tenant: str | None = None, limit: int = 1000, status: str = "dead") -> list[dict]:
+    """Dead letters, or (status="review") messages whose outcome only a person can settle."""
+    q = _query().where(db.deliveries.c.status == status).order_by(db.deliveries.c.id).limit(limit)
     if tenant:
         q = q.where(db.invoices.c.tenant == tenant)
     with db.engine().connect() as conn:
@@ -38,9 +39,9 @@ def show(delivery_id: int) -> dict | None:
     return {**row._mapping, "attempts_made": [dict(r._mapping) for r in attempts]}
 
 
-def _dead(conn, delivery_id: int):
+def _dead(conn, delivery_id: int, status: str = "dead"):
     return conn.execute(select(db.deliveries).where(db.deliveries.c.id == delivery_id,
-                                                    db.deliveries.c.status == "dead").with_for_update()).first()
+                                                    db.deliveries.c.status == status).with_for_update()).first()
 
 
 def retry(delivery_id: int, by: str = "cli") -> str | None:
@@ -77,6 +78,30 @@ def discard(delivery_id: int, reason: str, by: str = "cli") -> list[tuple[str, i
             conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk, db.jobs.c.state == "failed")
                          .values(state="invoicing"))
         return advance(conn, inv.id)
+
+
+def settle(delivery_id: int, sent: bool, by: str = "cli") -> list[tuple[str, int]] | None:
+    """Settle a message left for review (an earlier attempt may have sent it and the channel cannot be
+    asked): `sent` when the recipient's copy shows it went (the invoice moves on), else send it again,
+    once: only attempts after this decision count as unknown outcomes. What to run next, or None when
+    the delivery was not in review."""
+    d, a = db.deliveries.c, db.attempts.c
+    with db.engine().begin() as conn:
+        row = _dead(conn, delivery_id, "review")
+        if row is None:
+            return None
+        inv = conn.execute(select(db.invoices).where(db.invoices.c.id == row.invoice_id)).first()
+        detail = dict(row.detail or {})
+        if sent:
+            values = {"status": "done", "detail": {**detail, "status": "sent", "settled_by": by}}
+        else:
+            last = conn.execute(select(func.max(a.id)).where(a.delivery_id == delivery_id)).scalar() or 0
+            values = {"status": "pending", "attempts": 0, "detail": {**detail, "resend_after_attempt": last}}
+        conn.execute(update(db.deliveries).where(d.id == delivery_id).values(updated_at=db.utcnow(),
+                                                                             next_attempt_at=None, **values))
+        audit(conn, inv.tenant, "review_settled", job_pk=inv.job_pk, invoice_id=inv.id, delivery_id=delivery_id,
+              kind=row.kind, outcome="sent" if sent else "resend", by=by)
+        return advance(conn, inv.id) if sent else [(row.kind, delivery_id)]
 
 
 def replay(since: datetime, until: datetime, tenant: str | None = None

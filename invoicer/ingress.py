@@ -91,6 +91,28 @@ def publish(event_pk: int) -> bool:
         return False
 
 
+async def _field(request: Request, name: str):
+    """One field of a JSON object body, or None (no body, not JSON, not an object)."""
+    try:
+        return (await request.json()).get(name)
+    except (ValueError, AttributeError):
+        return None
+
+
+async def _operate(action, *args, **kw):
+    """Run an operator's action (dlq.discard, dlq.settle) off the event loop and enqueue what it says
+    runs next; its result, None when there was nothing to act on."""
+    def run():
+        follow = action(*args, **kw)
+        if follow:
+            from .tasks import enqueue
+
+            enqueue(follow)
+        return follow
+
+    return await run_in_threadpool(run)
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -322,25 +344,31 @@ def create_app() -> FastAPI:
     async def discard_dead(delivery_id: int, request: Request):
         if denied := admin(request):
             return denied
-        try:
-            reason = (await request.json()).get("reason")
-        except (ValueError, AttributeError):
-            reason = None
+        reason = await _field(request, "reason")
         if not isinstance(reason, str) or not reason.strip():
             return _error(422, "validation_failed", [{"field": "reason", "reason": "say why it is discarded"}])
-
-        def run():
-            follow = dlq.discard(delivery_id, reason.strip(), by="api")
-            if follow:
-                from .tasks import enqueue
-
-                enqueue(follow)
-            return follow
-
-        follow = await run_in_threadpool(run)
-        if follow is None:
+        if await _operate(dlq.discard, delivery_id, reason.strip(), by="api") is None:
             return _error(409, "not_dead", "the delivery is not a dead letter (already retried, done or discarded)")
         return {"discarded": delivery_id}
+
+    @app.get("/v1/admin/review")
+    async def list_review(request: Request, tenant: str | None = None, limit: int = 100):
+        if denied := admin(request):
+            return denied
+        rows = await run_in_threadpool(dlq.dead_letters, tenant, max(1, min(limit, 1000)), "review")
+        return {"review": jsonable(rows)}
+
+    @app.post("/v1/admin/review/{delivery_id}/settle")
+    async def settle_review(delivery_id: int, request: Request):
+        if denied := admin(request):
+            return denied
+        outcome = await _field(request, "outcome")
+        if outcome not in ("sent", "resend"):
+            return _error(422, "validation_failed", [{"field": "outcome", "reason": "must be \"sent\" (the recipient "
+                                                      "has it) or \"resend\" (send it once more)"}])
+        if await _operate(dlq.settle, delivery_id, sent=outcome == "sent", by="api") is None:
+            return _error(409, "not_in_review", "the delivery is not waiting for review (already settled?)")
+        return {"settled": delivery_id, "outcome": outcome}
 
     @app.post("/v1/admin/replay")
     async def replay(request: Request):

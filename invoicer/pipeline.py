@@ -552,8 +552,9 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
         pdf_row = conn.execute(select(db.deliveries).where(d.invoice_id == row.invoice_id, d.kind == "pdf")).first()
         unknown = 0
         if row.attempts > 1:
+            since = (row.detail or {}).get("resend_after_attempt", 0)  # a person settled the earlier ones
             recorded, lost = conn.execute(select(func.count(), func.count().filter(a.error_type == "OutcomeUnknown"))
-                                          .where(a.delivery_id == row.id)).one()
+                                          .where(a.delivery_id == row.id, a.id > since)).one()
             # an answer lost on the way, or an attempt that never recorded its end (a worker killed
             # mid-send): either may have sent the message
             unknown = lost + max(0, row.attempts - 1 - recorded)

@@ -29,6 +29,7 @@ def test_nothing_but_health_checks_answers_without_credentials(anonymous):
               if m in ("GET", "POST") and r.path not in OPEN | OWN_AUTH]
     assert {p for _, p in routes} >= {"/v1/jobs/{tenant}/{job_id}", "/v1/admin/dlq", "/v1/admin/dlq/{delivery_id}",
                                       "/v1/admin/dlq/{delivery_id}/retry", "/v1/admin/dlq/{delivery_id}/discard",
+                                      "/v1/admin/review", "/v1/admin/review/{delivery_id}/settle",
                                       "/v1/admin/replay", "/metrics", "/openapi.json"}
     for method, path in routes:
         url = re.sub(r"\{[^}]+\}", "1", path)

@@ -76,6 +76,17 @@ def test_send_reports_an_unreadable_file(tmp_path):
     assert r.returncode == 2 and "cannot read" in r.stderr
 
 
+def test_dlq_settle_needs_an_outcome_and_reports_a_delivery_not_in_review(database):
+    from .conftest import TEST_ENV
+
+    r = run_cli("dlq", "settle", "1")
+    assert r.returncode == 2 and "--outcome sent or --outcome resend" in r.stderr
+    r = run_cli("dlq", "settle", "999999", "--outcome", "sent", env=TEST_ENV)
+    assert r.returncode == 1 and "999999: not in review" in r.stderr
+    r = run_cli("dlq", "review", env=TEST_ENV)
+    assert r.returncode == 0 and "no messages waiting for review" in r.stdout
+
+
 def test_credentials_set_stores_them_encrypted(database, tmp_path):
     from cryptography.fernet import Fernet
 

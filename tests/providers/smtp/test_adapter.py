@@ -127,3 +127,50 @@ def test_link_instead_of_attachment_per_tenant(clean, sim, monkeypatch, tmp_path
     [got] = sim.messages
     assert list(got["mail"].iter_attachments()) == []
     assert "is attached" not in got["mail"].get_body(("plain",)).get_content()
+
+
+
+def _in_review(sim, monkeypatch, tmp_path):
+    from invoicer import dlq
+
+    one_channel(monkeypatch, tmp_path, "email", sim.channel())
+    sim.inject("drop")
+    [row] = messages(run_job())
+    assert row.status == "review" and [r["id"] for r in dlq.dead_letters(status="review")] == [row.id]
+    return row
+
+
+def _settled() -> list[str]:
+    from sqlalchemy import select
+
+    from invoicer import db
+
+    with db.engine().connect() as conn:
+        return [d["outcome"] for d in conn.execute(select(db.audit_log.c.detail).where(
+            db.audit_log.c.action == "review_settled")).scalars()]
+
+
+def test_settle_resend_sends_one_more_copy_despite_the_earlier_unknown_outcome(clean, sim, monkeypatch, tmp_path):
+    """`invoicer dlq settle ID --outcome resend`: a person saw the message never arrived."""
+    from invoicer import dlq, pipeline
+
+    row = _in_review(sim, monkeypatch, tmp_path)
+    assert dlq.settle(row.id, sent=False) == [("email", row.id)]
+    assert dlq.settle(row.id, sent=False) is None  # settled once: nothing to do the second time
+    assert pipeline.run_delivery(row.id).retry_in is None
+    [again] = messages(row.invoice_id)
+    assert again.status == "done" and again.attempts == 1 and len(sim.messages) == 2
+    assert _settled() == ["resend"]
+
+
+def test_settle_sent_over_the_admin_api_closes_the_delivery_and_sends_nothing(client, sim, monkeypatch, tmp_path):
+    row = _in_review(sim, monkeypatch, tmp_path)
+    assert [r["id"] for r in client.get("/v1/admin/review").json()["review"]] == [row.id]
+    bad = client.post(f"/v1/admin/review/{row.id}/settle", json={"outcome": "maybe"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "outcome"
+    assert client.post(f"/v1/admin/review/{row.id}/settle", json={"outcome": "sent"}).json() == {
+        "settled": row.id, "outcome": "sent"}
+    assert client.post(f"/v1/admin/review/{row.id}/settle", json={"outcome": "sent"}).status_code == 409
+    [settled] = messages(row.invoice_id)
+    assert settled.status == "done" and settled.detail["settled_by"] == "api" and len(sim.messages) == 1
+    assert _settled() == ["sent"]
