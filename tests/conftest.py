@@ -23,8 +23,14 @@ SHARED = ROOT.parent / "shared"
 PG_SERVER = os.environ.get("INVOICER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("INVOICER_TEST_REDIS", "redis://127.0.0.1:6379")
 DB_NAME = f"invoicer_test_{os.getpid()}"
-# a database number of its own per run (8-15), so two test runs on one machine do not flush each other
-REDIS_DB = int(os.environ.get("INVOICER_TEST_REDIS_DB", 8 + os.getpid() % 8))
+# a database number of its own per run and per xdist worker (8-15), so two test runs on one machine, or two
+# workers of one run, do not flush each other; INVOICER_TEST_REDIS_DB picks the first number by hand
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if "INVOICER_TEST_REDIS_DB" in os.environ:
+    REDIS_DB = int(os.environ["INVOICER_TEST_REDIS_DB"]) + _WORKER
+else:
+    REDIS_DB = 8 + ((int(_RUN[:8], 16) if _RUN else os.getpid()) + _WORKER) % 8
 VAR = Path(tempfile.mkdtemp(prefix="invoicer-test-"))
 SECRET = "whsec_" + base64.b64encode(b"test-secret-for-the-suite-32byte").decode()
 
@@ -103,13 +109,12 @@ def redis_client():
 @pytest.fixture
 def clean(database, redis_client):
     """Empty tables (ids keep growing, so a stale message can never hit a new row) and queues."""
-    import sqlalchemy as sa
-
     from invoicer import db
 
-    with db.engine().begin() as conn:
-        names = ", ".join(t.name for t in db.metadata.sorted_tables)
-        conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+    with db.engine().begin() as conn:  # DELETE, not TRUNCATE: on tables this small it is ~20x faster
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")  # past audit_log's append-only trigger
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
     redis_client.flushdb()
     for child in VAR.iterdir() if VAR.exists() else []:
         shutil.rmtree(child) if child.is_dir() else child.unlink()
