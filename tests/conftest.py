@@ -55,6 +55,18 @@ os.environ.update(TEST_ENV)
 ADMIN = {"Authorization": "Bearer test-admin-token"}  # the status and admin endpoints need it
 
 
+HEAVY_FIXTURES = {"procs", "worker"}  # tests that start invoicer processes
+
+
+def pytest_collection_modifyitems(items):
+    """Under xdist (setup.cfg: -n auto --dist loadgroup), the tests that start processes (invoicer
+    processes, or marked slow: demos, browsers) share one worker and so run one at a time, as they
+    would without xdist; the in-process tests spread over the other workers beside them."""
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 def wait_for(predicate, timeout: float = 30, every: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -23,6 +25,7 @@ def _figures(out: str) -> dict:
     return rows
 
 
+@pytest.mark.slow
 def test_demo_runs_on_sqlite_and_the_embedded_broker_then_finds_every_event_a_duplicate(tmp_path):
     env = {"INVOICER_BROKER_URL": "filesystem://localhost/"}  # as on a machine with no Redis at all
     first = run_cli("demo", "--count", "40", env=env, cwd=tmp_path)
@@ -111,6 +114,7 @@ def test_credentials_set_stores_them_encrypted(database, tmp_path):
     assert bad.returncode == 2 and "no platform named 'nope'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_sandbox_serves_the_simulators_and_prints_a_tenants_file():
     import signal
 

@@ -6,6 +6,8 @@ import json
 import re
 import sqlite3
 
+import pytest
+
 from invoicer import logs
 
 from .test_cli import run_cli
@@ -27,6 +29,7 @@ def personal_data(database) -> set[str]:
     return {v for v in found if v and len(v) >= 5}
 
 
+@pytest.mark.slow
 def test_a_whole_demo_run_logs_json_steps_and_no_personal_data_or_secrets(tmp_path):
     env = {"INVOICER_BROKER_URL": "filesystem://localhost/", "INVOICER_RETRY_BASE": "0.2"}
     out = run_cli("demo", "--sandbox", "--count", "24", "--log-level", "info", env=env, cwd=tmp_path)
