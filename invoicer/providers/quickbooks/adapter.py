@@ -170,7 +170,7 @@ class QuickBooks(Provider):
         """POST /customer; a 6240 "Duplicate Name Exists" (the name was taken after our lookup, by another
         client or another of our workers, or a vendor, employee or inactive customer holds it, which the
         lookup does not show) becomes a lookup by that name, and at most one more create under a name of
-        our own: never a refusal of the invoice."""
+        our own; only a 6240 on that name too (and nothing of ours under it) is Rejected."""
         c = doc["customer"]
         for attempt in (1, 2):
             key = derived_key(f'{self.ctx.tenant}|{c["id"]}|{name}', "customer")
