@@ -14,12 +14,13 @@ import threading
 import time
 from email.utils import parsedate_to_datetime
 from http.cookiejar import DefaultCookiePolicy
-from typing import Callable
+from typing import Any, Callable
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from ..errors import AuthFailed, MappingMissing, OutcomeUnknown, RateLimited, Rejected, Unavailable
+from . import jsonmoney
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 30.0
@@ -86,6 +87,21 @@ def retry_after(resp: requests.Response) -> float | None:
 
 def _default_message(resp: requests.Response) -> str:
     return resp.text[:300]
+
+
+def json_message(text: Callable[[Any, str], str], *, reason: bool = False) -> Callable[[requests.Response], str]:
+    """A `message` for call() from a vendor's pure `text(body, fallback)` (its transform's error_text, which
+    knows the vendor's field names): the body parsed as JSON with exact decimals, None when it is empty or
+    not JSON, and the raw text as the fallback; `reason`: the HTTP reason phrase when that gives nothing."""
+    def message(resp: requests.Response) -> str:
+        try:
+            body = jsonmoney.loads(resp.content) if resp.content else None
+        except ValueError:
+            body = None
+        out = text(body, resp.text)
+        return (out or resp.reason or "") if reason else out
+
+    return message
 
 
 def raise_for(resp: requests.Response, slug: str, message: Callable[[requests.Response], str] = _default_message,

@@ -75,3 +75,32 @@ def test_base_url_prefers_tenant_option_then_environment(monkeypatch):
     assert http.base_url("echo", {}, "https://prod") == "http://env.example"
     monkeypatch.delenv("INVOICER_ECHO_BASE_URL")
     assert http.base_url("echo", {}, "https://prod") == "https://prod"
+
+
+def _answer(content: bytes, reason: str = "Bad Request"):
+    import requests
+
+    resp = requests.Response()
+    resp.status_code, resp._content, resp.reason, resp.encoding = 400, content, reason, "utf-8"
+    return resp
+
+
+def test_json_message_hands_the_vendor_text_the_parsed_body_or_none():
+    seen = []
+
+    def text(body, fallback):
+        seen.append(body)
+        return body["error"] if isinstance(body, dict) else fallback[:5]
+
+    message = http.json_message(text)
+    assert message(_answer(b'{"error": "invalid_grant", "n": 0.10}')) == "invalid_grant"
+    assert str(seen[-1]["n"]) == "0.10"  # exact decimals, never floats
+    assert message(_answer(b"<html>gateway down</html>")) == "<html" and seen[-1] is None
+    assert message(_answer(b"")) == "" and seen[-1] is None
+    assert http.json_message(text, reason=True)(_answer(b"")) == "Bad Request"
+
+
+def test_json_message_serves_as_the_message_of_a_call(server):
+    message = http.json_message(lambda body, fallback: f"said {body['message']}")
+    with pytest.raises(Rejected, match="said status 422"):
+        http.call("GET", f"{server.url}/status/422", slug="echo", message=message)

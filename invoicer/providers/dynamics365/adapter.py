@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
-
 from ...errors import AuthFailed, MappingMissing, RateLimited
 from .. import http
 from ..base import Created, PaymentStatus
@@ -57,12 +55,7 @@ BC_CONCURRENCY = 5
 THROTTLE_WAIT = 30.0
 
 
-def _message(resp: requests.Response) -> str:
-    try:
-        body = loads(resp.content) if resp.content else None
-    except ValueError:
-        body = None
-    return transform.error_text(body, resp.text) or resp.reason or ""
+_message = http.json_message(transform.error_text, reason=True)
 
 
 @register

@@ -27,8 +27,6 @@ from __future__ import annotations
 import logging
 import os
 
-import requests
-
 from ...errors import AuthFailed, MappingMissing, RateLimited
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
@@ -44,12 +42,7 @@ DEFAULT_BASE = "https://api.freshbooks.com"
 CONCURRENCY = 4
 
 
-def _message(resp: requests.Response) -> str:
-    try:
-        body = loads(resp.content) if resp.content else None
-    except ValueError:
-        body = None
-    return transform.error_text(body, resp.text)
+_message = http.json_message(transform.error_text)
 
 
 @register

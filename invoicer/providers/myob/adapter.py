@@ -57,14 +57,12 @@ RATES = [within(7, 1, burst=1), within(1_000_000, 86400, burst=10_000)]
 OVER_QPS, OVER_RATE = "OVER_QPS", "OVER_RATE"
 
 
+_body_message = http.json_message(t.error_text)
+
+
 def _message(resp: requests.Response) -> str:
     gateway = resp.headers.get("X-Mashery-Error-Code") or ""
-    try:
-        body = loads(resp.content) if resp.content else None
-    except ValueError:
-        body = None
-    text = t.error_text(body, resp.text)
-    return f"{gateway} {text}".strip()
+    return f"{gateway} {_body_message(resp)}".strip()
 
 
 def _until_next_utc_day() -> float:

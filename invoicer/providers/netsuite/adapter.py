@@ -72,12 +72,7 @@ def realm(account_id: str) -> str:
     return str(account_id).strip().upper().replace("-", "_")
 
 
-def _message(resp: requests.Response) -> str:
-    try:
-        text = transform.error_text(transform.loads(resp.content)) if resp.content else None
-    except ValueError:
-        text = None
-    return text or resp.text[:300] or resp.reason or ""
+_message = http.json_message(lambda body, fallback: transform.error_text(body) or fallback[:300], reason=True)
 
 
 @register

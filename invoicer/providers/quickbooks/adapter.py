@@ -14,6 +14,8 @@ with expires_at in epoch seconds (an ISO 8601 string is read too).
 Exactly once: the create carries requestid = our idempotency key (QuickBooks replays the first response for a
 repeated id); before a retry the pipeline calls find_invoice, which looks the invoice up by DocNumber; a
 "Duplicate Document Number" answer (6140) also resolves to the invoice already there, if it is ours.
+Customers: found by email, then by DisplayName, else created; a "Duplicate Name Exists" answer (6240) to
+the create is looked up by DisplayName and the customer found is used.
 """
 from __future__ import annotations
 
@@ -147,18 +149,45 @@ class QuickBooks(Provider):
             found = rows[0] if rows else None
         name = transform.display_name(c)
         if found is None:
-            rows = transform.query_rows(self._query(transform.customer_query("DisplayName", name)), "Customer")
-            same_name = rows[0] if rows else None
-            other_email = ((same_name or {}).get("PrimaryEmailAddr") or {}).get("Address")
-            if same_name and (not c.get("email") or not other_email or other_email.lower() == c["email"].lower()):
-                found = same_name
-            elif same_name:  # a different person of the same name: DisplayName must be unique in QuickBooks
-                name = f'{name[:transform.DISPLAY_NAME_MAX - len(c["id"]) - 3]} ({c["id"]})'
+            found, name = self._by_name(c, name)
         if found is None:
-            key = derived_key(f'{self.ctx.tenant}|{c["id"]}|{name}', "customer")
-            found = self._request("POST", "customer", params={"requestid": key},
-                                  body=transform.customer_body(doc, name))["Customer"]
+            found = self._create_customer(doc, name)
         return refs.put("customer", c["id"], str(found["Id"]))
+
+    def _by_name(self, c: dict, name: str) -> tuple[dict | None, str]:
+        """(the customer holding DisplayName `name` if it is ours to use, the name to create otherwise): a
+        namesake with another email is someone else, and DisplayName must be unique in QuickBooks."""
+        rows = transform.query_rows(self._query(transform.customer_query("DisplayName", name)), "Customer")
+        same_name = rows[0] if rows else None
+        if same_name is None:
+            return None, name
+        other_email = (same_name.get("PrimaryEmailAddr") or {}).get("Address")
+        if not c.get("email") or not other_email or other_email.lower() == c["email"].lower():
+            return same_name, name
+        return None, transform.distinct_name(name, c["id"])
+
+    def _create_customer(self, doc: dict, name: str) -> dict:
+        """POST /customer; a 6240 "Duplicate Name Exists" (the name was taken after our lookup, by another
+        client or another of our workers, or a vendor, employee or inactive customer holds it, which the
+        lookup does not show) becomes a lookup by that name, and at most one more create under a name of
+        our own; only a 6240 on that name too (and nothing of ours under it) is Rejected."""
+        c = doc["customer"]
+        for attempt in (1, 2):
+            key = derived_key(f'{self.ctx.tenant}|{c["id"]}|{name}', "customer")
+            try:
+                return self._request("POST", "customer", params={"requestid": key},
+                                     body=transform.customer_body(doc, name))["Customer"]
+            except Rejected as exc:
+                if "[6240]" not in str(exc):
+                    raise
+                found, other = self._by_name(c, name)
+                if found is not None:
+                    log.info("quickbooks: customer name taken meanwhile; using customer %s", found["Id"])
+                    return found
+                if attempt == 2:
+                    raise
+                name = other if other != name else transform.distinct_name(name, c["id"])
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ invoices
 

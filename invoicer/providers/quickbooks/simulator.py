@@ -19,6 +19,11 @@ It follows Intuit's documentation where it says something and integrators' repor
     given (an override) and else the simulator's `tax_rate` on taxable lines (after the discount when
     ApplyTaxAfterDiscount). `ignore_tax_override = True` makes it compute its own tax anyway, to show a
     platform total that differs from ours. The response carries a SubTotalLineDetail line, like QuickBooks.
+  * customers: DisplayName unique case-insensitively across customers and the vendor and employee names
+    in `other_names` (which a customer query does not show): 400 ValidationFault 6240 "Duplicate Name
+    Exists Error" with the Detail integrators quote (PHP SDK issue #241; some answers add " Id=N", which
+    the adapter does not rely on). `before_customer_create(body)` lets a test act as another client
+    between the adapter's lookup and its create.
   * request bodies: every invoice and customer create body is checked against Intuit's own XSDs
     (../shared/vendor-specs/quickbooks, types Invoice and Customer; see schema.py) before any rule above,
     and refused like QuickBooks refuses a body it cannot read: 400 ValidationFault, code 2010 "Request has
@@ -177,6 +182,8 @@ class QuickBooksSimulator(Simulator):
         self.refresh_tokens: dict[str, float] = {}  # token -> expires at; only the newest of a chain is valid
         self.invoices: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
+        self.other_names: set[str] = set()  # DisplayNames of vendors and employees: a customer query shows none
+        self.before_customer_create = None  # tests: called with the body first, as another client acting then
         self.sent: list[tuple[str, str]] = []  # (invoice id, address)
         self.replayed = 0
         self.token_refreshes = 0
@@ -500,11 +507,15 @@ class QuickBooksSimulator(Simulator):
         if ":" in name:
             raise Fault("2010", "Request has invalid or unsupported property",
                         "DisplayName cannot contain a colon (:)", element="DisplayName")
-        for other in self.customers.values():
-            if other["DisplayName"].lower() == name.lower():
-                raise Fault("6240", "Duplicate Name Exists Error",
-                            "The name supplied already exists. : Another customer, vendor or employee is already "
-                            f"using this name. Please use a different name. Id={other['Id']}")
+        if self.before_customer_create is not None:
+            self.before_customer_create(body)
+        # DisplayName is unique across customers, vendors and employees, case-insensitively; answered with
+        # QuickBooks' 400 ValidationFault 6240 (the Message and Detail integrators quote)
+        holders = [o["Id"] for o in self.customers.values() if o["DisplayName"].lower() == name.lower()]
+        if holders or name.lower() in {n.lower() for n in self.other_names}:
+            raise Fault("6240", "Duplicate Name Exists Error",
+                        "The name supplied already exists. : Another customer, vendor or employee is already "
+                        "using this name. Please use a different name." + (f" Id={holders[0]}" if holders else ""))
         cust_id = str(next(self._ids))
         customer = {**body, "Id": cust_id, "SyncToken": "0", "DisplayName": name, "Active": True,
                     "Balance": Decimal("0"), "domain": "QBO", "sparse": False, "MetaData": self._meta()}

@@ -142,6 +142,12 @@ def display_name(customer: dict) -> str:
     return name[:DISPLAY_NAME_MAX]
 
 
+def distinct_name(name: str, customer_id: str) -> str:
+    """Our customer's DisplayName when another holds `name`: the name with our customer id, in 500 characters."""
+    suffix = f" ({customer_id})"
+    return name[:DISPLAY_NAME_MAX - len(suffix)] + suffix
+
+
 def customer_body(doc: dict, name: str | None = None) -> dict:
     c = doc["customer"]
     body: dict[str, Any] = {"DisplayName": name or display_name(c)}

@@ -6,12 +6,13 @@ and gives no payment link.
 
 Tenant options (platforms.<name> in the tenants file):
   provider: salesforce
-  object             custom (Invoice__c + Invoice_Line__c, default) or order (Order + OrderItem)
+  object             custom (Invoice__c + Invoice_Line__c, default), order (Order + OrderItem) or
+                     workorder (WorkOrder + WorkOrderLineItem, Field Service)
   invoice_object, reference_field, line_object, line_reference_field, parent_relationship,
   account_reference_field   other names for the objects and fields (defaults in transform.Layout)
   account            false: no Account upsert for the custom object (always on for orders)
   multi_currency     true: CurrencyIsoCode is set (orgs with multiple currencies enabled)
-  pricebook_id, pricebook_entries {labor, material, fee, discount, tax}   for object: order
+  pricebook_id, pricebook_entries {labor, material, fee, discount, tax}   for object: order or workorder
   attach_pdf         false: no ContentVersion (default true)
   auth               client_credentials (default) or jwt
   login_url          https://login.salesforce.com (test.salesforce.com for sandboxes, or the My Domain URL)
@@ -85,11 +86,12 @@ class Salesforce(Provider):
     def check_options(cls, options: dict, name: str) -> list[str]:
         problems = []
         kind = options.get("object", "custom")
-        if kind not in ("custom", "order"):
-            problems.append(f"platforms.{name}.object: 'custom' or 'order', not {kind!r}")
-        if kind == "order":
+        if kind not in transform.LAYOUTS:
+            problems.append(f"platforms.{name}.object: {transform.OBJECTS}, not {kind!r}")
+        elif transform.LAYOUTS[kind].priced:
             if not options.get("pricebook_id"):
-                problems.append(f"platforms.{name}.pricebook_id: the Pricebook2 id for orders is not set")
+                problems.append(f"platforms.{name}.pricebook_id: the Pricebook2 id for "
+                                f"{transform.LAYOUTS[kind].invoice_object} is not set")
             for k in transform.KINDS:
                 if not (options.get("pricebook_entries") or {}).get(k):
                     problems.append(f"platforms.{name}.pricebook_entries.{k} is not set")

@@ -5,7 +5,8 @@ Update (Upsert) a Record Using an External ID", "Composite", "Status Codes and E
 "Limits" / Sforce-Limit-Info, "Insert a ContentVersion"), and the OAuth 2.0 client credentials and JWT
 bearer flows. No spec of an org exists to check against (see ../shared/vendor-specs/salesforce/), so the
 org's objects are declared here: Account, our custom Invoice__c / Invoice_Line__c (as docs/providers/
-salesforce.md tells an admin to create them), Order / OrderItem / PricebookEntry, ContentVersion.
+salesforce.md tells an admin to create them), Order / OrderItem / PricebookEntry, WorkOrder /
+WorkOrderLineItem (Field Service; their standard fields from the Object Reference), ContentVersion.
 What it does:
 - `POST /services/oauth2/token`: client_credentials (client id and secret in the form) or the JWT bearer
   grant (RS256 assertion checked with the connected app's certificate key: iss, sub, aud, exp); answers
@@ -20,7 +21,9 @@ What it does:
   [{errorCode: NOT_FOUND}];
 - `POST /composite` (at most 25 subrequests, allOrNone rolls every change back and marks the others
   PROCESSING_HALTED) answering {compositeResponse: [{body, httpHeaders, httpStatusCode, referenceId}]};
-- Order.TotalAmount = sum of its OrderItems' Quantity x UnitPrice, in the currency's decimals;
+- Order.TotalAmount = sum of its OrderItems' Quantity x UnitPrice, in the currency's decimals; WorkOrder's
+  Subtotal/TotalPrice the same over its WorkOrderLineItems (GrandTotal adds Tax), WorkOrderNumber and
+  LineItemNumber auto numbers, Status "New" by default;
 - `POST /sobjects/ContentVersion` (VersionData base64, FirstPublishLocationId) and the SOQL query the
   adapter makes for it (`SELECT ... FROM ContentVersion WHERE FirstPublishLocationId = '..' AND Title = '..'`);
 - every answer carries `Sforce-Limit-Info: api-usage=N/M`; past the daily cap M: 403
@@ -82,6 +85,20 @@ def default_schema() -> dict[str, dict[str, dict]]:
                       "OrderId": F(REF, True, to="Order", relationship="Order"),
                       "PricebookEntryId": F(TEXT, True), "Quantity": F(NUMBER, True, scale=2),
                       "UnitPrice": F(NUMBER, True, scale=3), "Description": F(TEXT)},
+        # Field Service: the standard fields we use, as the Object Reference lists them (WorkOrder,
+        # WorkOrderLineItem), plus the two external id fields our docs page asks an admin to add
+        "WorkOrder": {"Invoicer_Reference__c": F(TEXT, external=True),
+                      "AccountId": F(REF, to="Account", relationship="Account"), "Subject": F(TEXT),
+                      "Description": F(TEXT), "Pricebook2Id": F(TEXT), "Status": F(TEXT), "CurrencyIsoCode": F(TEXT),
+                      "Tax": F(NUMBER, scale=2), "WorkOrderNumber": F(TEXT, readonly=True),
+                      "Subtotal": F(NUMBER, readonly=True), "TotalPrice": F(NUMBER, readonly=True),
+                      "GrandTotal": F(NUMBER, readonly=True)},
+        "WorkOrderLineItem": {"Invoicer_Line_Reference__c": F(TEXT, external=True),
+                              "WorkOrderId": F(REF, True, to="WorkOrder", relationship="WorkOrder"),
+                              "PricebookEntryId": F(TEXT), "Quantity": F(NUMBER, scale=2),
+                              "UnitPrice": F(NUMBER, scale=3), "Description": F(TEXT), "Status": F(TEXT),
+                              "LineItemNumber": F(TEXT, readonly=True), "Subtotal": F(NUMBER, readonly=True),
+                              "TotalPrice": F(NUMBER, readonly=True)},
         "ContentVersion": {"Title": F(TEXT, True), "PathOnClient": F(TEXT, True), "VersionData": F(TEXT, True),
                            "FirstPublishLocationId": F(TEXT), "Description": F(TEXT),
                            "ContentDocumentId": F(TEXT, readonly=True)},
@@ -89,6 +106,7 @@ def default_schema() -> dict[str, dict[str, dict]]:
 
 
 PREFIX = {"Account": "001", "Invoice__c": "a0A", "Invoice_Line__c": "a0B", "Order": "801", "OrderItem": "802",
+          "WorkOrder": "0WO", "WorkOrderLineItem": "1WL",
           "ContentVersion": "068", "ContentDocument": "069"}
 
 
@@ -332,25 +350,45 @@ class SalesforceSimulator(Simulator):
         if len(found) > 1:
             return Reply(300, [f"/services/data/{request.params['v']}/sobjects/{obj}/{r['Id']}" for r in found])
         fields = self._fields(obj, body, creating=not found)
-        if obj == "OrderItem":
+        if obj in ("OrderItem", "WorkOrderLineItem"):
             self._check_order_item(fields)
         if found:
             found[0].update(fields)
             record, status = found[0], 200
         else:
-            record = {"Id": self._new_id(obj), field: value, **fields}
+            record = {"Id": self._new_id(obj), field: value, **self._defaults(obj), **fields}
             self.records[obj][record["Id"]] = record
             status = 201
         self._totals()
         return Reply(status, {"id": record["Id"], "success": True, "errors": [], "created": status == 201})
 
+    def _defaults(self, obj: str) -> dict:
+        """What Salesforce fills in on create: auto numbers, the default status."""
+        if obj == "WorkOrder":
+            return {"WorkOrderNumber": f"{len(self.records[obj]) + 1:08d}", "Status": "New"}
+        if obj == "WorkOrderLineItem":
+            return {"LineItemNumber": f"{len(self.records[obj]) + 1:08d}", "Status": "New"}
+        return {}
+
     def _totals(self) -> None:
+        """Order.TotalAmount and WorkOrder's Subtotal, TotalPrice, GrandTotal (+ Tax), computed from the items
+        (no line item discounts here: the adapter sends none) in the currency's decimals."""
+        def places(record: dict) -> Decimal:
+            currency = record.get("CurrencyIsoCode") or "USD"
+            return Decimal(1).scaleb(-(money.minor_unit(currency) if money.is_currency(currency) else 2))
+
         for order in self.records["Order"].values():
             items = self.children("OrderItem", "OrderId", order["Id"])
             total = sum((i["Quantity"] * i["UnitPrice"] for i in items), Decimal(0))
-            currency = order.get("CurrencyIsoCode") or "USD"
-            places = money.minor_unit(currency) if money.is_currency(currency) else 2
-            order["TotalAmount"] = total.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+            order["TotalAmount"] = total.quantize(places(order), rounding=ROUND_HALF_UP)
+        for wo in self.records["WorkOrder"].values():
+            for item in self.children("WorkOrderLineItem", "WorkOrderId", wo["Id"]):
+                line = ((item.get("Quantity") or Decimal(1)) * (item.get("UnitPrice") or Decimal(0)))
+                item["Subtotal"] = item["TotalPrice"] = line.quantize(places(wo), rounding=ROUND_HALF_UP)
+            total = sum((i["TotalPrice"] for i in self.children("WorkOrderLineItem", "WorkOrderId", wo["Id"])),
+                        Decimal(0))
+            wo["Subtotal"] = wo["TotalPrice"] = total
+            wo["GrandTotal"] = total + (wo.get("Tax") or Decimal(0))
 
     def _view(self, obj: str, record: dict, fields: list[str] | None, version: str) -> dict:
         out = {"attributes": {"type": obj, "url": f"/services/data/{version}/sobjects/{obj}/{record['Id']}"}}

@@ -2,7 +2,7 @@
 the invoice record, one record per line), grouped into Composite API requests; Salesforce's answers ->
 `Created` and typed errors. No I/O here.
 
-Two layouts, the tenant's choice (`object` option):
+Three layouts, the tenant's choice (`object` option):
 - `custom` (default): our custom objects `Invoice__c` (external id `Invoicer_Reference__c` = our
   number) with child `Invoice_Line__c` records (external id `Invoicer_Line_Reference__c` = number:position,
   parent set through the relationship `Invoice__r` by the invoice's external id). Every amount is
@@ -15,7 +15,12 @@ Two layouts, the tenant's choice (`object` option):
   Order.TotalAmount = sum of Quantity x UnitPrice: our lines go as quantity x price when that is exact,
   else 1 x amount; each discount as a line of 1 x -amount; the tax as one line; the adapter compares
   TotalAmount with our total.
-Related records are set by external id (`Account__r`, `Invoice__r`, `Order`), so no subrequest needs
+- `workorder`: the standard WorkOrder (Field Service; external id `Invoicer_Reference__c` on WorkOrder) with
+  WorkOrderLineItem records (`Invoicer_Line_Reference__c` = number:position), priced like OrderItems: a
+  PricebookEntryId per kind of line from the WorkOrder's Pricebook2, quantity x price when exact, else
+  1 x amount, discounts as 1 x -amount, the tax as one line. Salesforce computes WorkOrder.TotalPrice from
+  the line items; the adapter compares it with our total. WorkOrderNumber is Salesforce's auto number.
+Related records are set by external id (`Account__r`, `Invoice__r`, `Order`, `WorkOrder`), so no subrequest needs
 an id from another: every request of a retry is the same upsert again, and safe.
 """
 from __future__ import annotations
@@ -40,7 +45,7 @@ HALTED = "PROCESSING_HALTED"
 @dataclass(frozen=True)
 class Layout:
     """Where the invoice goes in the org: object and field names (defaults: the objects our docs define)."""
-    kind: str = "custom"  # custom | order
+    kind: str = "custom"  # custom | order | workorder
     invoice_object: str = "Invoice__c"
     reference_field: str = "Invoicer_Reference__c"
     line_object: str = "Invoice_Line__c"
@@ -56,15 +61,14 @@ class Layout:
     @classmethod
     def from_options(cls, options: dict, platform: str) -> "Layout":
         kind = str(options.get("object") or "custom")
-        if kind not in ("custom", "order"):
-            raise MappingMissing(f"platforms.{platform}.object: 'custom' or 'order', not {kind!r}")
-        base = cls() if kind == "custom" else cls(kind="order", invoice_object="Order", line_object="OrderItem",
-                                                  parent_relationship="Order")
+        if kind not in LAYOUTS:
+            raise MappingMissing(f"platforms.{platform}.object: {OBJECTS}, not {kind!r}")
+        base = LAYOUTS[kind]
         names = {k: str(options[k]) for k in ("invoice_object", "reference_field", "line_object",
                                               "line_reference_field", "parent_relationship",
                                               "account_reference_field") if options.get(k)}
         return cls(**{**base.__dict__, **names, "kind": kind, "platform": platform or "salesforce",
-                      "account": bool(options.get("account", True)) or kind == "order",
+                      "account": bool(options.get("account", True)) or kind != "custom",
                       "multi_currency": bool(options.get("multi_currency", False)),
                       "pricebook_id": options.get("pricebook_id"),
                       "pricebook_entries": dict(options.get("pricebook_entries") or {})})
@@ -77,8 +81,25 @@ class Layout:
         return str(value)
 
     @property
+    def priced(self) -> bool:
+        """Standard objects whose lines need a PricebookEntry and whose total Salesforce computes."""
+        return self.kind != "custom"
+
+    @property
     def total_field(self) -> str:
-        return "Total__c" if self.kind == "custom" else "TotalAmount"
+        return {"custom": "Total__c", "order": "TotalAmount", "workorder": "TotalPrice"}[self.kind]
+
+    @property
+    def name_field(self) -> str:
+        """The record's name: ours on Invoice__c and Order, Salesforce's auto number on WorkOrder."""
+        return "WorkOrderNumber" if self.kind == "workorder" else "Name"
+
+
+LAYOUTS = {"custom": Layout(),
+           "order": Layout(kind="order", invoice_object="Order", line_object="OrderItem", parent_relationship="Order"),
+           "workorder": Layout(kind="workorder", invoice_object="WorkOrder", line_object="WorkOrderLineItem",
+                               parent_relationship="WorkOrder")}
+OBJECTS = "'custom', 'order' or 'workorder'"
 
 
 @dataclass(frozen=True)
@@ -200,13 +221,17 @@ def plan(doc: dict, layout: Layout) -> Plan:
             upserts.append(Upsert(layout.line_object, layout.line_reference_field, f"{ref}:{i + 1}", body, f"line{i}"))
     else:
         if not layout.pricebook_id:
-            raise MappingMissing(f"platforms.{layout.platform}.pricebook_id: the Pricebook2 id for orders is not set")
-        head = {"Account": _account_ref(doc, layout), "EffectiveDate": doc["issued_on"].isoformat(),
-                "Status": "Draft", "Pricebook2Id": str(layout.pricebook_id), "Name": str(doc["number"])[:80],
-                "Description": f"Invoice {doc['number']} for job {job['number']}: {job.get('summary') or ''}"[:32000],
-                **currency}
-        if job.get("po_number"):
-            head["PoNumber"] = job["po_number"][:80]
+            raise MappingMissing(f"platforms.{layout.platform}.pricebook_id: the Pricebook2 id for "
+                                 f"{layout.invoice_object} is not set")
+        about = f"Invoice {doc['number']} for job {job['number']}"
+        head = {"Account": _account_ref(doc, layout), "Pricebook2Id": str(layout.pricebook_id),
+                "Description": f"{about}: {job.get('summary') or ''}"[:32000], **currency}
+        if layout.kind == "order":
+            head.update(EffectiveDate=doc["issued_on"].isoformat(), Status="Draft", Name=str(doc["number"])[:80])
+            if job.get("po_number"):
+                head["PoNumber"] = job["po_number"][:80]
+        else:  # WorkOrder: no name of ours (WorkOrderNumber is Salesforce's); the subject says which invoice
+            head["Subject"] = (about + (f", PO {job['po_number']}" if job.get("po_number") else ""))[:255]
         upserts.append(Upsert(layout.invoice_object, layout.reference_field, ref, head, "invoice"))
         for i, x in enumerate(lines):
             body = {layout.parent_relationship: {layout.reference_field: ref},
@@ -217,7 +242,7 @@ def plan(doc: dict, layout: Layout) -> Plan:
 
 
 def check_path(layout: Layout, ref: str, version: str) -> str:
-    fields = ",".join(["Id", "Name", layout.total_field])
+    fields = ",".join(["Id", layout.name_field, layout.total_field])
     return (f"/services/data/{version}/sobjects/{layout.invoice_object}/{layout.reference_field}/"
             f"{quote(ref, safe='')}?fields={fields}")
 
@@ -265,7 +290,7 @@ def check_total(record: dict, p: Plan, layout: Layout) -> None:
 def created(record: dict, p: Plan, layout: Layout, instance_url: str, detail: dict) -> Created:
     rid = str(record["Id"])
     total = money.round_money(_amount(record.get(layout.total_field)), p.currency)
-    return Created(external_id=rid, number=record.get("Name"),
+    return Created(external_id=rid, number=record.get(layout.name_field),
                    url=f"{instance_url.rstrip('/')}/lightning/r/{layout.invoice_object}/{rid}/view",
                    detail={"total": str(total), "object": layout.invoice_object, **detail})
 

@@ -43,11 +43,7 @@ DEFAULT_BASE = "https://api.twilio.com"
 LOOKBACK = 50  # messages to one number searched after an unknown outcome
 
 
-def _message(resp) -> str:
-    try:
-        return transform.error_text(resp.json())
-    except ValueError:
-        return resp.text[:300]
+_message = http.json_message(transform.error_text)
 
 
 class _Http(HttpClient):

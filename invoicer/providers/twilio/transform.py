@@ -54,8 +54,9 @@ def same_message(resource: dict, message: Message) -> bool:
         and resource.get("direction", "outbound-api") == "outbound-api"
 
 
-def error_text(body) -> str:
-    """Twilio's error body: {"code": 21211, "message": "...", "more_info": "...", "status": 400}."""
+def error_text(body, fallback: str = "") -> str:
+    """Twilio's error body: {"code": 21211, "message": "...", "more_info": "...", "status": 400}; `fallback`
+    (the raw text) when there is no JSON body."""
     if isinstance(body, dict) and "code" in body:
         return f"{body.get('code')} {body.get('message', '')}".strip()
-    return str(body)[:300]
+    return fallback[:300] if body is None else str(body)[:300]

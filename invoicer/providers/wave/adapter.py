@@ -29,8 +29,6 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-import requests
-
 from ...errors import AuthFailed, MappingMissing, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider
@@ -46,16 +44,16 @@ DEFAULT_BASE = "https://gql.waveapps.com"
 TOKEN_URL = "https://api.waveapps.com/oauth2/token/"
 
 
-def _message(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300]
+def _error_text(body, fallback: str) -> str:
+    """Wave's GraphQL `errors` list, or the token endpoint's `error`, `error_description`."""
     if isinstance(body, dict) and body.get("errors"):
         return "; ".join(str(e.get("message")) for e in body["errors"] if isinstance(e, dict))
     if isinstance(body, dict) and body.get("error"):
         return " ".join(str(x) for x in (body["error"], body.get("error_description")) if x)
-    return resp.text[:300]
+    return fallback[:300]
+
+
+_message = http.json_message(_error_text)
 
 
 @register

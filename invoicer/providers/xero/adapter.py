@@ -46,13 +46,12 @@ BATCH = 50  # Xero's advice: about 50 elements per request
 LOOKUP = 25  # customers per GET /Contacts?where=... (two terms each; keeps the URL short)
 
 
+_body_message = http.json_message(transform.error_text)
+
+
 def _message(resp: requests.Response) -> str:
     """Xero's error text, with the limit it names on a 429."""
-    try:
-        body = transform.loads(resp.content) if resp.content else None
-    except ValueError:
-        body = None
-    text = transform.error_text(body, resp.text)
+    text = _body_message(resp)
     problem = resp.headers.get("X-Rate-Limit-Problem")
     if problem:
         return f"{problem} limit reached" + (f"; {text}" if text else "")

@@ -35,8 +35,6 @@ from __future__ import annotations
 import logging
 import os
 
-import requests
-
 from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
 from .. import http
 from ..base import Created, PaymentStatus, Provider, WebhookEvent
@@ -51,12 +49,7 @@ CONCURRENCY = 5
 MINUTE_WAIT = 60.0
 
 
-def _message(resp: requests.Response) -> str:
-    try:
-        body = transform.loads(resp.content) if resp.content else None
-    except ValueError:
-        body = None
-    return transform.error_text(body, resp.text)
+_message = http.json_message(transform.error_text)
 
 
 @register

@@ -18,6 +18,7 @@ except ImportError:  # another package half-written: at least keep `local` (test
 from invoicer.errors import AuthFailed, MappingMissing, OutcomeUnknown, RateLimited, Rejected, Unavailable
 from invoicer.providers.quickbooks.adapter import QuickBooks, derived_key
 from invoicer.providers.quickbooks.simulator import QuickBooksSimulator
+from invoicer.providers.quickbooks.transform import display_name
 from invoicer.providers.simulate import Running
 
 from ...conftest import wait_for
@@ -358,3 +359,54 @@ def test_simulator_token_endpoint_checks_the_client(sim):
                          data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}).json()
     assert set(good) == {"token_type", "access_token", "expires_in", "refresh_token", "x_refresh_token_expires_in"}
     assert good["refresh_token"] != tokens["refresh_token"]
+
+
+# ---------------------------------------------------------------- 6240 "Duplicate Name Exists"
+
+def test_a_customer_created_by_someone_else_after_our_lookup_is_used(sim, ctx, qb, docs):
+    """The race: our lookups (email, name) find nothing, another client creates the customer, our create
+    answers 6240; the adapter looks the name up again and uses that customer instead of refusing."""
+    doc = next(d for d in docs if "'" in d["customer"]["name"] and d["customer"].get("email"))
+
+    def someone_else(body):
+        sim.before_customer_create = None
+        sim.customers["900"] = {"Id": "900", "DisplayName": body["DisplayName"],
+                                "PrimaryEmailAddr": {"Address": doc["customer"]["email"]}}
+
+    sim.before_customer_create = someone_else
+    created = qb.create_invoice(doc, KEY)
+    assert list(sim.customers) == ["900"] and ctx.refs.get("customer", doc["customer"]["id"]) == "900"
+    assert sim.invoices[created.external_id]["CustomerRef"]["value"] == "900"
+    creates = [r for r in sim.api_requests("/customer") if r.method == "POST"]
+    assert len(creates) == 1  # refused with 6240, then not tried again
+    escaped = doc["customer"]["name"].replace("'", "\\'")
+    assert [r.query["query"][0] for r in sim.api_requests("/query")][-2:] == [
+        f"select * from Customer where DisplayName = '{escaped}'"] * 2
+
+
+def test_a_name_taken_meanwhile_by_a_namesake_gets_our_distinct_name(sim, ctx, qb, docs):
+    doc = next(d for d in docs if d["customer"].get("email"))
+    sim.before_customer_create = lambda body: (setattr(sim, "before_customer_create", None), sim.customers.update(
+        {"901": {"Id": "901", "DisplayName": body["DisplayName"], "PrimaryEmailAddr": {"Address": "x@other.example"}}}))
+    qb.create_invoice(doc, KEY)
+    [ours] = [c for c in sim.customers.values() if c["Id"] != "901"]
+    assert ours["DisplayName"] == f'{display_name(doc["customer"])} ({doc["customer"]["id"]})'
+    assert ctx.refs.get("customer", doc["customer"]["id"]) == ours["Id"]
+
+
+def test_a_name_held_by_a_vendor_gets_our_distinct_name(sim, ctx, qb, docs):
+    doc = docs[3]
+    sim.other_names.add(display_name(doc["customer"]).upper())  # unique case-insensitively, across vendors too
+    created = qb.create_invoice(doc, KEY)
+    [ours] = sim.customers.values()
+    assert ours["DisplayName"] == f'{display_name(doc["customer"])} ({doc["customer"]["id"]})'
+    assert sim.invoices[created.external_id]["CustomerRef"]["value"] == ours["Id"]
+
+
+def test_a_6240_on_our_distinct_name_too_is_rejected_with_quickbooks_words(sim, ctx, qb, docs):
+    doc = docs[3]
+    name = display_name(doc["customer"])
+    sim.other_names |= {name, f'{name} ({doc["customer"]["id"]})'}
+    with pytest.raises(Rejected, match=r"\[6240\] Duplicate Name Exists Error"):
+        qb.create_invoice(doc, KEY)
+    assert sim.customers == {} and sim.invoices == {}

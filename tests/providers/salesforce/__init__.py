@@ -18,3 +18,8 @@ def options(url: str | None = None, **extra) -> dict:
 def order_options(url: str | None = None, **extra) -> dict:
     return options(url, **{"object": "order", "pricebook_id": "01sSIMPRICEBOOK",
                            "pricebook_entries": dict(ENTRIES), **extra})
+
+
+def workorder_options(url: str | None = None, **extra) -> dict:
+    return options(url, **{"object": "workorder", "pricebook_id": "01sSIMPRICEBOOK",
+                           "pricebook_entries": dict(ENTRIES), **extra})

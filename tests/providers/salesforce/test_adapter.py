@@ -15,7 +15,7 @@ from invoicer.providers.salesforce import adapter as sf_adapter
 from invoicer.providers.salesforce.simulator import SalesforceSimulator
 from invoicer.providers.simulate import Running
 
-from . import make_doc, options, order_options
+from . import ENTRIES, make_doc, options, order_options, workorder_options
 
 Salesforce = registry.get("salesforce")
 KEY = "s" * 48
@@ -37,8 +37,9 @@ def org(clean, running, tmp_path, monkeypatch):
     for k, v in running.sim.env().items():
         monkeypatch.setenv(k, v)
 
-    def provider(attempt: int = 1, order: bool = False, **extra):
-        opts = order_options(running.url, **extra) if order else options(running.url, **extra)
+    def provider(attempt: int = 1, order: bool = False, workorder: bool = False, **extra):
+        opts = (order_options(running.url, **extra) if order else
+                workorder_options(running.url, **extra) if workorder else options(running.url, **extra))
         return Salesforce(opts, Ctx(engine=db.engine(), var_dir=tmp_path, attempt=attempt, tenant="acme-hvac",
                                     platform="crm"))
 
@@ -173,6 +174,43 @@ def test_order_without_its_mapping_fails_before_any_call(org):
     assert org.sim.received == []
 
 
+# ---------------------------------------------------------------- WorkOrder / WorkOrderLineItem
+
+def test_workorder_with_line_items_whose_total_salesforce_computes(org):
+    created = org.provider(workorder=True).create_invoice(doc_with_pdf(), KEY)
+    [wo] = org.sim.records["WorkOrder"].values()
+    assert created.external_id == wo["Id"] and wo["Invoicer_Reference__c"] == "ACME-1001"
+    assert wo["TotalPrice"] == Decimal("251.10") and created.detail["total"] == "251.10"
+    assert created.number == wo["WorkOrderNumber"] and wo["Status"] == "New"  # Salesforce's own number
+    assert created.url.endswith(f"/lightning/r/WorkOrder/{wo['Id']}/view") and created.detail["object"] == "WorkOrder"
+    [account] = org.sim.records["Account"].values()
+    assert wo["AccountId"] == account["Id"] and wo["Pricebook2Id"] == "01sSIMPRICEBOOK"
+    items = org.sim.children("WorkOrderLineItem", "WorkOrderId", wo["Id"])
+    assert [i["Invoicer_Line_Reference__c"] for i in items] == [f"ACME-1001:{n}" for n in range(1, 6)]
+    assert {i["PricebookEntryId"] for i in items} == org.sim.pricebook_entries
+    [cv] = org.sim.records["ContentVersion"].values()
+    assert cv["FirstPublishLocationId"] == wo["Id"] and org.sim.files[cv["Id"]] == PDF
+    assert [r.path.rsplit("/", 1)[-1] for r in calls(org.sim)] == ["composite", "query", "ContentVersion"]
+
+
+def test_workorder_retries_update_the_same_records(org):
+    org.sim.fault_on("POST", r".*/composite", "drop")  # made, but the answer is lost
+    with pytest.raises(OutcomeUnknown):
+        org.provider(workorder=True).create_invoice(doc_with_pdf(), KEY)
+    found = org.provider(attempt=2, workorder=True).find_invoice(doc_with_pdf(), KEY)
+    again = org.provider(attempt=3, workorder=True).create_invoice(doc_with_pdf(), KEY)
+    assert found.external_id == again.external_id and list(org.sim.records["WorkOrder"]) == [found.external_id]
+    assert len(org.sim.records["WorkOrderLineItem"]) == 5 and len(org.sim.records["ContentVersion"]) == 1
+    assert org.sim.records["WorkOrder"][found.external_id]["TotalPrice"] == Decimal("251.10")
+
+
+def test_workorder_with_an_entry_the_price_book_lacks_is_rejected_and_rolled_back(org):
+    entries = {"labor": "01uNOPE", "material": "x", "fee": "x", "discount": "x", "tax": "x"}
+    with pytest.raises(Rejected, match="FIELD_INTEGRITY_EXCEPTION"):
+        org.provider(workorder=True, pricebook_entries=entries).create_invoice(make_doc(), KEY)
+    assert org.sim.records["WorkOrder"] == {} and org.sim.records["Account"] == {}
+
+
 # ---------------------------------------------------------------- auth, limits
 
 def test_an_expired_session_gets_a_new_token_once(org):
@@ -223,10 +261,12 @@ def test_it_stops_early_near_the_daily_cap(org):
 
 def test_check_options_names_the_keys():
     assert Salesforce.check_options({"object": "order", "pricebook_entries": {"labor": "x"}}, "crm")[:2] == [
-        "platforms.crm.pricebook_id: the Pricebook2 id for orders is not set",
+        "platforms.crm.pricebook_id: the Pricebook2 id for Order is not set",
         "platforms.crm.pricebook_entries.material is not set"]
     assert Salesforce.check_options({"auth": "jwt"}, "crm") == [
         "platforms.crm.username: the user the JWT bearer flow acts as is not set"]
-    assert Salesforce.check_options({"object": "workorder"}, "crm") == [
-        "platforms.crm.object: 'custom' or 'order', not 'workorder'"]
+    assert Salesforce.check_options({"object": "workorder", "pricebook_entries": dict(ENTRIES)}, "crm") == [
+        "platforms.crm.pricebook_id: the Pricebook2 id for WorkOrder is not set"]
+    assert Salesforce.check_options({"object": "case"}, "crm") == [
+        "platforms.crm.object: 'custom', 'order' or 'workorder', not 'case'"]
     assert Salesforce.check_options({}, "crm") == []

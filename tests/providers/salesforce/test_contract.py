@@ -63,3 +63,39 @@ def test_the_simulated_org_has_exactly_the_documented_custom_fields():
     docs, schema = documented(), default_schema()
     for obj in ("Invoice__c", "Invoice_Line__c"):
         assert set(schema[obj]) == docs[obj], (obj, set(schema[obj]) ^ docs[obj])
+
+
+def documented_workorder() -> dict[str, set[str]]:
+    """Object -> fields from the docs page's WorkOrder table (`Object.Field` names in the first column)."""
+    text = DOCS.read_text(encoding="utf-8")
+    table = text.split("### WorkOrder and WorkOrderLineItem", 1)[1].split("##", 1)[0]
+    out: dict[str, set[str]] = {}
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first = line.strip("|").split("|")[0]
+        obj = None
+        for name in re.findall(r"`([\w.]+)`", first):
+            if "." in name:
+                obj, name = name.split(".")
+            out.setdefault(obj, set()).add(name)
+    return out
+
+
+def test_every_field_written_to_a_work_order_is_documented_and_writable():
+    layout = t.Layout.from_options({"object": "workorder", "pricebook_id": "01sX",
+                                    "pricebook_entries": {k: "01u" + k for k in t.KINDS}, "multi_currency": True},
+                                   "crm")
+    docs, schema = documented_workorder(), default_schema()
+    seen: dict[str, set[str]] = {}
+    for doc in corpus_docs()[::10]:
+        for u in t.plan(doc, layout).upserts:
+            seen.setdefault(u.object, set()).update({u.field, *u.body})
+    for obj in ("WorkOrder", "WorkOrderLineItem"):
+        assert seen[obj] <= docs[obj], (obj, seen[obj] - docs[obj])
+        relationships = {s["relationship"] for s in schema[obj].values() if s["relationship"]}
+        for name in seen[obj] - relationships:
+            assert name in schema[obj] and not schema[obj][name]["readonly"], (obj, name)
+    # the standard read-only fields Salesforce computes are never written
+    assert not seen["WorkOrder"] & {"WorkOrderNumber", "Subtotal", "TotalPrice", "GrandTotal", "Discount", "Tax"}
+    assert not seen["WorkOrderLineItem"] & {"LineItemNumber", "Subtotal", "TotalPrice", "ListPrice", "Discount"}

@@ -13,6 +13,8 @@ from . import ENTRIES, make_doc
 
 CUSTOM = t.Layout()
 ORDER = t.Layout.from_options({"object": "order", "pricebook_id": "01sX", "pricebook_entries": ENTRIES}, "crm")
+WORKORDER = t.Layout.from_options({"object": "workorder", "pricebook_id": "01sX", "pricebook_entries": ENTRIES},
+                                  "crm")
 V = t.DEFAULT_VERSION
 
 
@@ -67,6 +69,33 @@ def test_order_layout_uses_the_price_book_and_standard_fields():
     assert sum(i.body["Quantity"] * i.body["UnitPrice"] for i in items) == Decimal("251.10")
 
 
+def test_workorder_layout_upserts_the_work_order_and_one_line_item_per_position():
+    p = t.plan(make_doc(po_number="PO-7"), WORKORDER)
+    account, wo, *items = p.upserts
+    assert account.object == "Account"
+    assert (wo.object, wo.field, wo.value) == ("WorkOrder", "Invoicer_Reference__c", "ACME-1001")
+    assert wo.path(V) == f"/services/data/{V}/sobjects/WorkOrder/Invoicer_Reference__c/ACME-1001"
+    assert wo.body["Account"] == {"Invoicer_Customer_Id__c": "C-1"} and wo.body["Pricebook2Id"] == "01sX"
+    assert wo.body["Subject"].startswith("Invoice ACME-1001 for job") and wo.body["Subject"].endswith("PO PO-7")
+    assert not {"Name", "Status", "EffectiveDate", "WorkOrderNumber", "TotalPrice"} & set(wo.body)
+    assert [(i.object, i.field, i.value) for i in items] == [
+        ("WorkOrderLineItem", "Invoicer_Line_Reference__c", f"ACME-1001:{n}") for n in range(1, 6)]
+    assert all(i.body["WorkOrder"] == {"Invoicer_Reference__c": "ACME-1001"} for i in items)
+    assert [i.body["PricebookEntryId"] for i in items] == [ENTRIES[k] for k in
+                                                          ("labor", "material", "fee", "discount", "tax")]
+    assert sum(i.body["Quantity"] * i.body["UnitPrice"] for i in items) == Decimal("251.10")
+    [body] = t.composites(p, WORKORDER, V)
+    assert body["compositeRequest"][-1]["url"].endswith(
+        "/WorkOrder/Invoicer_Reference__c/ACME-1001?fields=Id,WorkOrderNumber,TotalPrice")
+
+
+def test_workorder_layout_names_a_missing_mapping():
+    with pytest.raises(MappingMissing, match="pricebook_id: the Pricebook2 id for WorkOrder"):
+        t.plan(make_doc(), t.Layout.from_options({"object": "workorder"}, "crm"))
+    with pytest.raises(MappingMissing, match="object: 'custom', 'order' or 'workorder', not 'case'"):
+        t.Layout.from_options({"object": "case"}, "crm")
+
+
 def test_order_layout_names_a_missing_mapping():
     layout = t.Layout.from_options({"object": "order", "pricebook_id": "01sX",
                                     "pricebook_entries": {"labor": "x"}}, "crm")
@@ -94,10 +123,10 @@ def test_discounts_beyond_the_subtotal_are_capped_as_the_contract_says():
 def test_zero_and_three_decimal_currencies_add_up(currency, fee):
     doc = make_doc(currency=currency, labor=[], materials=[], fees=[{"description": "Visit", "amount": fee,
                                                                      "taxable": True}])
-    for layout in (CUSTOM, ORDER):
+    for layout in (CUSTOM, ORDER, WORKORDER):
         p = t.plan(doc, layout)
         items = p.upserts[2:]
-        if layout is ORDER:
+        if layout is not CUSTOM:
             assert sum(u.body["Quantity"] * u.body["UnitPrice"] for u in items) == doc["total"]
         else:
             assert sum(u.body["Amount__c"] for u in items) == p.upserts[1].body["Total__c"] == doc["total"]
@@ -147,7 +176,8 @@ def test_salesforce_errors_become_typed_errors(status, code, fields, kind):
 
 def test_every_sample_invoice_maps_with_its_exact_total():
     for doc in corpus_docs():
-        p = t.plan(doc, ORDER)
-        assert sum(u.body["Quantity"] * u.body["UnitPrice"] for u in p.upserts[2:]) == doc["total"], doc["number"]
+        for layout in (ORDER, WORKORDER):
+            p = t.plan(doc, layout)
+            assert sum(u.body["Quantity"] * u.body["UnitPrice"] for u in p.upserts[2:]) == doc["total"], doc["number"]
         c = t.plan(doc, CUSTOM)
         assert sum(u.body["Amount__c"] for u in c.upserts[2:]) == doc["total"], doc["number"]
