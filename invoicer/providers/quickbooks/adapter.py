@@ -145,20 +145,36 @@ class QuickBooks(Provider):
             rows = transform.query_rows(self._query(transform.customer_query("PrimaryEmailAddr", c["email"])),
                                         "Customer")
             found = rows[0] if rows else None
-        name = transform.display_name(c)
         if found is None:
-            rows = transform.query_rows(self._query(transform.customer_query("DisplayName", name)), "Customer")
-            same_name = rows[0] if rows else None
-            other_email = ((same_name or {}).get("PrimaryEmailAddr") or {}).get("Address")
-            if same_name and (not c.get("email") or not other_email or other_email.lower() == c["email"].lower()):
-                found = same_name
-            elif same_name:  # a different person of the same name: DisplayName must be unique in QuickBooks
-                name = f'{name[:transform.DISPLAY_NAME_MAX - len(c["id"]) - 3]} ({c["id"]})'
+            found, name = self._by_name(c)
         if found is None:
-            key = derived_key(f'{self.ctx.tenant}|{c["id"]}|{name}', "customer")
-            found = self._request("POST", "customer", params={"requestid": key},
-                                  body=transform.customer_body(doc, name))["Customer"]
+            try:
+                found = self._create_customer(doc, name)
+            except Rejected as exc:
+                # another worker made a customer of this name between our look-up and our create (two
+                # jobs of namesakes at once): look again, then reuse it or take the distinct name
+                if "[6240]" not in str(exc):
+                    raise
+                found, name = self._by_name(c)
+                found = found or self._create_customer(doc, name)
         return refs.put("customer", c["id"], str(found["Id"]))
+
+    def _by_name(self, c: dict) -> tuple[dict | None, str]:
+        """(the customer of this name if it is this person, else None; the DisplayName to create it under)."""
+        name = transform.display_name(c)
+        rows = transform.query_rows(self._query(transform.customer_query("DisplayName", name)), "Customer")
+        same_name = rows[0] if rows else None
+        other_email = ((same_name or {}).get("PrimaryEmailAddr") or {}).get("Address")
+        if same_name and (not c.get("email") or not other_email or other_email.lower() == c["email"].lower()):
+            return same_name, name
+        if same_name:  # a different person of the same name: DisplayName must be unique in QuickBooks
+            return None, f'{name[:transform.DISPLAY_NAME_MAX - len(c["id"]) - 3]} ({c["id"]})'
+        return None, name
+
+    def _create_customer(self, doc: dict, name: str) -> dict:
+        key = derived_key(f'{self.ctx.tenant}|{doc["customer"]["id"]}|{name}', "customer")
+        return self._request("POST", "customer", params={"requestid": key},
+                             body=transform.customer_body(doc, name))["Customer"]
 
     # ------------------------------------------------------------ invoices
 
