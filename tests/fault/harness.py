@@ -142,7 +142,7 @@ WORKERS = [
 class Cluster:
     """The whole product on private servers. Use as a context manager; everything stops on exit."""
 
-    def __init__(self, folder: Path | None = None, workers=WORKERS):
+    def __init__(self, folder: Path | None = None, workers=WORKERS, env: dict[str, str] | None = None):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="invoicer-fault-"))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.worker_specs = dict(workers)
@@ -151,6 +151,7 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen] = {}
         self.box = None
         self.env: dict[str, str] = {}
+        self.overrides = env or {}
         self.port = free_port()
         self.kills = 0
         self.engine = None
@@ -172,14 +173,14 @@ class Cluster:
         import sqlalchemy as sa
         import yaml
 
-        from invoicer import sandbox
+        from invoicer import db, sandbox
+        from invoicer.migrate import upgrade
         from invoicer.providers.sendgrid.simulator import SendGridSimulator
         from invoicer.providers.quickbooks.simulator import QuickBooksSimulator
         from invoicer.providers.simulate import Running
         from invoicer.providers.twilio.simulator import TwilioSimulator
 
         self.redis.start()
-        self.pg.init()
         self.box = sandbox.start(list(PLATFORMS))
         # a second QuickBooks company (each tenant has its own); the channels' simulators are not in
         # the sandbox (they take no platform entry): both served beside it
@@ -197,14 +198,15 @@ class Cluster:
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("INVOICER_")}, **self.box.env,
                     **ENV, "INVOICER_DATABASE_URL": self.pg.url, "INVOICER_BROKER_URL": self.redis.url,
                     "INVOICER_CONFIG": str(self.folder / "tenants.yaml"), "INVOICER_VAR_DIR": str(self.folder / "var"),
-                    "INVOICER_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
-        subprocess.run([sys.executable, "-m", "invoicer.cli", "db", "upgrade"], env=self.env, cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+                    "INVOICER_PUBLIC_URL": f"http://127.0.0.1:{self.port}", **self.overrides}
+        for name in self.worker_specs:  # they take seconds to start: meanwhile, the database is made
+            self.start_worker(name)
+        self.pg.init()
+        upgrade(self.pg.url)
+        db.engine_for(self.pg.url).dispose()
         self.engine = sa.create_engine(self.pg.url, pool_pre_ping=True, pool_size=2)
         self._seed()
         self._start("serve", ["serve", "--port", str(self.port), "--log-level", "warning"])
-        for name in self.worker_specs:
-            self.start_worker(name)
         self._start("beat", ["beat", "--log-level", "warning"])
         wait_until(lambda: self._ready(), 60, "the ingress")
 

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-rounds", type=int, default=2, help="times each vendor fault is injected")
     p.add_argument("--concurrency", type=int, default=8, help="events posted at once")
     p.add_argument("--pace", type=float, default=0.1, help="seconds each sender waits between its events")
+    p.add_argument("--sweep-grace", type=float, default=30,
+                   help="INVOICER_SWEEP_GRACE: seconds before the sweep re-drives an idle event (the CI test's 5 "
+                        "re-enqueues a backlog of thousands every 5 s)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every job to settle")
     p.add_argument("--folder", help="where the servers' data and the processes' logs go (default: a temp folder)")
     args = p.parse_args(argv)
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     result = run(args.events, args.seed, args.kills, args.redis_restarts, args.pg_restarts, args.sim_rounds,
-                 args.concurrency, args.pace, args.timeout, args.folder, say)
+                 args.concurrency, args.pace, args.timeout, args.folder,
+                 {"INVOICER_SWEEP_GRACE": str(args.sweep_grace)}, say)
     print(result.text())
     return 1 if result.problems else 0
 

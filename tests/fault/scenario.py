@@ -433,11 +433,11 @@ def settled(cluster: Cluster) -> bool:
 
 def run(events: int, seed: int, kills: int, redis_restarts: int, pg_restarts: int, sim_rounds: int = 1,
         concurrency: int = 8, pace: float = 0.0, timeout: float = 600, folder: Path | None = None,
-        say=lambda *_: None) -> Verdict:
+        env: dict[str, str] | None = None, say=lambda *_: None) -> Verdict:
     rng = random.Random(seed)
     plan = make_events(events, rng)
     started = time.monotonic()
-    with Cluster(folder) as cluster:
+    with Cluster(folder, env=env) as cluster:
         say(f"cluster up in {time.monotonic() - started:.0f} s (logs in {cluster.folder})")
         want = expected(plan, cluster.tenants)
         platform_total = sum(len(w["platforms"]) for w in want.values())
