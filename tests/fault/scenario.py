@@ -323,6 +323,14 @@ def dead_letters(cluster: Cluster) -> list[dict]:
     return [dict(r._mapping) for r in rows]
 
 
+def retried(cluster: Cluster) -> int:
+    """Attempts that failed and were retried (our record: the vendors do not count them)."""
+    import sqlalchemy as sa
+
+    with cluster.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM attempts WHERE outcome = 'retry'")).scalar_one()
+
+
 def verdict(cluster: Cluster, plan: Plan, posted: Posted, chaos: Chaos, elapsed: float) -> Verdict:
     want = expected(plan, cluster.tenants)
     records = platform_records(cluster)
@@ -402,6 +410,7 @@ def verdict(cluster: Cluster, plan: Plan, posted: Posted, chaos: Chaos, elapsed:
         "restarts survived": f"{sum(chaos.restarts.values())} (redis {chaos.restarts['redis']}, "
                              f"postgresql {chaos.restarts['postgresql']})",
         "vendor faults injected": sum(1 for d in chaos.done if not d.split(": ", 1)[1].startswith(("kill", "restart"))),
+        "failed attempts retried": retried(cluster),
         "dead letters / held for review": f"{sum(d['status'] == 'dead' for d in dead)} / "
                                           f"{sum(d['status'] == 'review' for d in dead)}",
         "wrong totals": wrong_total,
