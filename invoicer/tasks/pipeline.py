@@ -1,6 +1,7 @@
 """Thin tasks: take an id, call the domain code, publish what comes next."""
 from __future__ import annotations
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError
 
 from .. import pipeline
@@ -14,6 +15,10 @@ def process_event(self, event_pk: int) -> None:
         follow = pipeline.process_event(event_pk)
     except DBAPIError:
         raise  # the database is down: retried by the house decorator
+    except SoftTimeLimitExceeded as exc:
+        # only too slow this time (a cold worker, a busy machine): the event is not at fault and is still
+        # accepted (the transaction rolled back); try again, or the sweep will
+        raise self.retry(exc=exc, countdown=1)
     except Exception as exc:
         pipeline.fail_event(event_pk, exc)
         return

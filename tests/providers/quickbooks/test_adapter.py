@@ -115,6 +115,28 @@ def test_a_namesake_with_another_email_gets_a_distinct_display_name(sim, ctx, qb
     assert [c["DisplayName"] for c in new] == [f'{doc["customer"]["name"]} ({doc["customer"]["id"]})']
 
 
+def test_a_namesake_made_between_our_look_up_and_our_create_is_not_a_dead_letter(sim, ctx, qb, docs):
+    """Two workers, two customers of one name (jobs-300.jsonl has many): both look the name up, find
+    nothing, and create. QuickBooks refuses the second DisplayName (6240); the customer must then be
+    sorted out as a namesake, not the invoice dead-lettered (found by tests/fault)."""
+    doc = next(d for d in docs if d["customer"].get("email"))
+    name = doc["customer"]["name"]
+    answer = sim.handle
+
+    def namesake_arrives(request):  # the other worker's create lands right after our name look-up
+        reply = answer(request)
+        if request.path.endswith("/query") and "DisplayName" in str(request.query) and "77" not in sim.customers:
+            sim.customers["77"] = {"Id": "77", "DisplayName": name, "PrimaryEmailAddr": {"Address": "other@example.com"}}
+        return reply
+
+    sim.handle = namesake_arrives
+    created = qb.create_invoice(doc, KEY)
+    [invoice] = sim.invoices.values()
+    mine = ctx.refs.get("customer", doc["customer"]["id"])
+    assert created.external_id == invoice["Id"] and invoice["CustomerRef"]["value"] == mine != "77"
+    assert sim.customers[mine]["DisplayName"] == f'{name} ({doc["customer"]["id"]})'
+
+
 def test_the_same_key_returns_the_first_invoice(sim, ctx, qb, docs):
     first = qb.create_invoice(docs[2], KEY)
     again = qb.create_invoice(docs[2], KEY)
