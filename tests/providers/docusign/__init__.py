@@ -15,3 +15,13 @@ def make_doc(**kw) -> dict:
 
 def options(sim, **extra) -> dict:
     return {**sim.platform(sim.url), **extra}
+
+
+def signing_tenant(monkeypatch, tmp_path, sim) -> None:
+    """acme-hvac invoicing on the local ledger and asking its customer to sign on DocuSign (no messages)."""
+    from tests.providers.channels import use_tenants
+
+    use_tenants(monkeypatch, tmp_path, {"acme-hvac": {
+        "name": "Acme Heating & Cooling", "platforms": {"books": {"provider": "local"},
+                                                        "sign": sim.platform(sim.url)},
+        "channels": {"customer": [], "finance_emails": []}}})

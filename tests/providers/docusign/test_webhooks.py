@@ -17,7 +17,9 @@ from invoicer.providers.docusign import webhooks
 from invoicer.providers.docusign.simulator import DocuSignSimulator
 from invoicer.signatures import event_id
 from tests.conftest import ADMIN
-from tests.providers.channels import run_job, serve, use_tenants
+from tests.providers.channels import run_job, serve
+
+from . import signing_tenant
 
 BODY = json.dumps({"event": "envelope-sent", "data": {"envelopeId": "e-1"}}).encode()
 
@@ -85,10 +87,7 @@ def signing(clean, tmp_path, monkeypatch):
 
     adapter._tokens.clear()
     with serve(DocuSignSimulator(), monkeypatch) as sim:
-        use_tenants(monkeypatch, tmp_path, {"acme-hvac": {
-            "name": "Acme Heating & Cooling", "platforms": {"books": {"provider": "local"},
-                                                            "sign": sim.platform(sim.url)},
-            "channels": {"customer": [], "finance_emails": []}}})
+        signing_tenant(monkeypatch, tmp_path, sim)
         invoice_id = run_job()
         [envelope_id] = sim.envelopes
         from invoicer.ingress import create_app
