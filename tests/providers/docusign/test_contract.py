@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 
+import requests
+
 from invoicer.providers import openapi
 from invoicer.providers.docusign import transform, webhooks
 
@@ -60,3 +62,44 @@ def test_the_connect_sample_message_parses_into_a_signature():
     assert event.type == "job.signed" and event.external_id == sample["data"]["envelopeId"]
     assert event.raw["signed_by"] == "Pat Customer" and event.raw["signed_at"] == "2026-11-25T14:00:00.000Z"
     assert event.reference == KEY
+
+
+def test_what_the_simulator_accepts_and_answers_is_named_in_the_spec(clean, monkeypatch, tmp_path):
+    from invoicer import db
+    from invoicer.pipeline import Ctx
+    from invoicer.providers.docusign import adapter, simulator
+    from invoicer.providers.docusign.simulator import DocuSignSimulator
+    from invoicer.providers.simulate import Running
+
+    from . import make_doc, options
+
+    path = _spec()
+    defs = json.loads(open(path, encoding="utf-8").read())["definitions"]
+    assert simulator.ENVELOPE_KEYS <= set(defs["envelopeDefinition"]["properties"])
+    assert simulator.SIGNER_KEYS <= set(defs["signer"]["properties"])
+    assert simulator.TAB_KEYS <= set(defs["signHere"]["properties"])
+    adapter._tokens.clear()
+    with Running(DocuSignSimulator()) as running:
+        sim = running.sim
+        sim.url = running.url
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        provider = adapter.DocuSign(options(sim), Ctx(engine=db.engine(), var_dir=tmp_path, tenant="acme-hvac",
+                                                      platform="sign"))
+        provider.create_invoice(make_doc(), KEY)
+        [post] = sim.api_calls("POST")
+        assert openapi.errors(openapi.validator(path, "envelopeDefinition"), post.json()) == []
+        [env_id] = sim.envelopes
+        sim.complete(env_id)
+        base = f"/restapi/v2.1/accounts/{sim.account_id}/envelopes"
+        auth = {"Authorization": f"Bearer {provider._session()['access_token']}"}
+        answer = requests.post(running.url + base, data=post.body, headers=auth, timeout=5).json()
+        assert set(answer) <= set(defs["envelopeSummary"]["properties"]) and answer["status"] == "sent"
+        listed = requests.get(running.url + base, params={"from_date": "2026-01-01T00:00:00Z",
+                                                          "include": "custom_fields,recipients"}, headers=auth,
+                              timeout=5).json()
+        got = requests.get(f"{running.url}{base}/{env_id}", headers=auth, timeout=5).json()
+    for item in listed["envelopes"] + [got]:
+        assert openapi.unknown(path, "envelope", item) == []
+    body, _ = sim.connect(env_id)
+    assert openapi.unknown(path, "envelope", json.loads(body)["data"]["envelopeSummary"]) == []
