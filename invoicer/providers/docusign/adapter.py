@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from urllib.parse import urlsplit
 
 import requests
@@ -197,8 +198,6 @@ class DocuSign(Provider):
         raise AssertionError("unreachable")
 
     def _slot(self, account_id: str):
-        from contextlib import nullcontext
-
         if self.ctx is None or not hasattr(self.ctx, "limiter"):
             return nullcontext()
         return self.ctx.limiter.slot(f"{SLUG}:{account_id}", rates(int(self.options.get("hourly_limit") or 3000)))
