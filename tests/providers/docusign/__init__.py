@@ -1,15 +1,31 @@
 """Helpers for the DocuSign provider tests: the canonical invoice with a rendered PDF, tenant options."""
 from __future__ import annotations
 
-from tests.providers.hubspot import make_doc as _make_doc
+from functools import lru_cache
+
+from invoicer.config import load_tenants
+from invoicer.models import Event
+from invoicer.pipeline import document
+from tests.conftest import make_event
+from tests.providers import TENANTS
+from tests.providers.hubspot import ISSUED
 
 PDF = b"%PDF-1.7\n% an invoice\n%%EOF\n"
 
 
-def make_doc(**kw) -> dict:
-    """tests.providers.hubspot's canonical invoice (251.10 USD, customer huong@example.com) with its PDF."""
-    doc = _make_doc(**kw)
-    doc["pdf"] = {"filename": f"{doc['number']}.pdf", "data": PDF, "link": None, "sha256": "0" * 64}
+@lru_cache(maxsize=1)
+def _tenant():
+    return load_tenants(str(TENANTS))["acme-hvac"]  # checked once: loading the file takes most of a second
+
+
+def make_doc(number: str = "ACME-1001", customer: dict | None = None) -> dict:
+    """The canonical invoice of tests.conftest.make_event (251.10 USD, customer huong@example.com), as
+    tests.providers.hubspot.make_doc makes it, with its rendered PDF."""
+    event = make_event()
+    event["customer"].update(customer or {})
+    doc = document(Event.model_validate(event), "acme-hvac", _tenant(), number, ISSUED,
+                   event["job"]["payment_terms_days"])
+    doc["pdf"] = {"filename": f"{number}.pdf", "data": PDF, "link": None, "sha256": "0" * 64}
     return doc
 
 
