@@ -113,6 +113,27 @@ async def _operate(action, *args, **kw):
     return await run_in_threadpool(run)
 
 
+def apply_platform_event(tenant: str, provider: str, event) -> str:
+    """One verified platform event: a signature (`job.signed`, DocuSign Connect) becomes the job's event,
+    persisted and published as `POST /v1/events` does (once: its id is fixed by the signed document);
+    anything else is recorded against the invoice (pipeline.apply_webhook)."""
+    if event.type != "job.signed":
+        return pipeline.apply_webhook(tenant, provider, event)
+    from . import signatures
+
+    made = signatures.signed_event(tenant, provider, event)
+    if isinstance(made, str):
+        return made
+    signed, body = made
+    pk, duplicate = persist(tenant, provider, signed, body)
+    if duplicate:
+        return "duplicate"
+    publish(pk)
+    log.info("event.accepted", tenant=tenant, job=signed.job.id, event_pk=pk, event_id=signed.id,
+             type=signed.type, source=provider)
+    return "signed"
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -255,7 +276,7 @@ def create_app() -> FastAPI:
                 return _error(422, "invalid_webhook", str(exc))
             verified = True
             for e in events:
-                outcomes.append(await run_in_threadpool(pipeline.apply_webhook, slug, provider, e))
+                outcomes.append(await run_in_threadpool(apply_platform_event, slug, provider, e))
             if tenant is not None or not cls.shared_webhook_url:
                 break  # one entry's secret verified it: it was for that entry
         if not verified:

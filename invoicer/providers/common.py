@@ -140,3 +140,37 @@ class InFlight:
         finally:
             with self._lock:
                 self.count -= 1
+
+
+def env_value(options: dict, platform: str, option: str, default: str, what: str) -> str:
+    """The value of the environment variable option `option` names (else `default`), a PEM key's line breaks
+    written as `\\n` restored; MappingMissing naming the variable and the option when it is unset."""
+    name = options.get(option) or default
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise MappingMissing(f"environment variable {name} (platforms.{platform}.{option}, {what}) is not set")
+    return value.replace("\\n", "\n")
+
+
+class ProcessTokens:
+    """Access sessions ({access_token, optional expires_at, ...}) cached per process by a key: one is made
+    again when it is within `early` seconds of its expiry or is the token the vendor has just refused."""
+
+    def __init__(self):
+        self._sessions: dict[tuple, dict] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, make: Callable[[], dict], refused: str | None = None, early: float = 0) -> dict:
+        with self._lock:
+            cached = self._sessions.get(key)
+            if cached and cached["access_token"] != refused \
+                    and float(cached.get("expires_at") or float("inf")) > time.time() + early:
+                return cached
+        fresh = make()
+        with self._lock:
+            self._sessions[key] = fresh
+        return fresh
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sessions.clear()

@@ -1,4 +1,4 @@
-"""Request bodies checked against a vendor's OpenAPI 3.0 JSON spec (simulators and contract tests only).
+"""Request bodies checked against a vendor's OpenAPI 3.0 (or Swagger 2.0) JSON spec (simulators and contract tests only).
 
 The specs live in ../shared/vendor-specs/ beside the repository; the product runs without them, and
 then nothing is checked (`validator` answers None). Needs the test extras (jsonschema,
@@ -17,7 +17,10 @@ SPECS = Path(__file__).resolve().parents[3] / "shared" / "vendor-specs"
 @lru_cache(maxsize=8)
 def _components(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)["components"]
+        spec = json.load(fh)
+    if "components" in spec:
+        return spec["components"]
+    return {"schemas": spec.get("definitions") or {}}  # Swagger 2.0 (DocuSign): the same schemas, elsewhere
 
 
 @lru_cache(maxsize=64)
@@ -30,7 +33,9 @@ def validator(path: str, schema: str):
         from openapi_schema_validator import OAS30WriteValidator, oas30_format_checker
     except ImportError:
         return None
-    return OAS30WriteValidator({"$ref": f"#/components/schemas/{schema}", "components": _components(path)},
+    components = _components(path)
+    return OAS30WriteValidator({"$ref": f"#/components/schemas/{schema}", "components": components,
+                                "definitions": components["schemas"]},  # Swagger 2.0 refs #/definitions/..
                                format_checker=oas30_format_checker)
 
 

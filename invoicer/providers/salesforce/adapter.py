@@ -39,9 +39,10 @@ import time
 
 import requests
 
-from ...errors import AuthFailed, MappingMissing, ProviderError, RateLimited, Rejected
+from ...errors import AuthFailed, ProviderError, RateLimited, Rejected
 from .. import http
 from ..base import Created, Provider
+from ..common import ProcessTokens, env_value
 from ..registry import register
 from . import transform
 
@@ -50,7 +51,7 @@ DEFAULT_LOGIN = "https://login.salesforce.com"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 log = logging.getLogger("invoicer.providers.salesforce")
 
-_tokens: dict[tuple, dict] = {}  # per process: (token url, client id, user) -> {access_token, instance_url}
+_tokens = ProcessTokens()  # per process: (token url, client id, user) -> {access_token, instance_url}
 _usage: dict[str, tuple[int, int]] = {}  # per process: instance url -> the last Sforce-Limit-Info api-usage
 _lock = threading.Lock()
 
@@ -168,11 +169,7 @@ class Salesforce(Provider):
     # ------------------------------------------------------------ auth
 
     def _env(self, option: str, default: str, what: str) -> str:
-        name = self.options.get(option) or default
-        value = os.environ.get(name, "").strip()
-        if not value:
-            raise MappingMissing(f"environment variable {name} (platforms.{self.platform}.{option}, {what}) is not set")
-        return value.replace("\\n", "\n")
+        return env_value(self.options, self.platform, option, default, what)
 
     def _cache_key(self) -> tuple:
         return (self.login_url, self.options.get("client_id_env") or "", self.options.get("username") or "",
@@ -180,15 +177,7 @@ class Salesforce(Provider):
 
     def _session(self, refused: str | None = None) -> dict:
         """{access_token, instance_url}: cached per process, fetched again once a token is refused."""
-        key = self._cache_key()
-        with _lock:
-            cached = _tokens.get(key)
-            if cached and cached["access_token"] != refused:
-                return cached
-        fresh = self._fetch_token()
-        with _lock:
-            _tokens[key] = fresh
-        return fresh
+        return _tokens.get(self._cache_key(), self._fetch_token, refused)
 
     def _fetch_token(self) -> dict:
         client_id = self._env("client_id_env", "INVOICER_SALESFORCE_CLIENT_ID", "the connected app's consumer key")
