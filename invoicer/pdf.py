@@ -13,11 +13,12 @@ Layout and wording come from the tenant's `branding:` options (invoicer.branding
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
 import itertools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -33,11 +34,11 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.lib.utils import _digester
+from reportlab.pdfbase import pdfdoc, pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table
 
 from .branding import Branding
 
@@ -51,6 +52,48 @@ _fonts = threading.Lock()  # threads-pool workers: a thread never sees a font ha
 
 # ---------------------------------------------------------------- fonts and text
 
+class _Face(TTFontFace):
+    """A font face whose embedded subsets are made and compressed once per process for each set of
+    characters (reportlab makes and compresses them again for every document: about 1 ms a font).
+
+    The key is the subset's characters, nothing else, and the bytes are a pure function of it, so a
+    cached subset is the same bytes a fresh one would be. An ASCII-only invoice always uses the same
+    subset; names with other letters add a subset of their own (a miss, cached for the next)."""
+
+    _cache_lock = threading.Lock()
+
+    def _subset(self, subset) -> tuple[bytes, bytes]:
+        key = tuple(subset)
+        cache = self.__dict__.setdefault("_subsets", {})
+        hit = cache.get(key)
+        if hit is None:
+            raw = TTFontFace.makeSubset(self, subset)
+            hit = (raw, pdfdoc.PDFZCompress.encode(raw))
+            with self._cache_lock:
+                if len(cache) >= 256:  # bounded: drop the oldest
+                    cache.pop(next(iter(cache)))
+                cache[key] = hit
+        return hit
+
+    def makeSubset(self, subset):
+        return self._subset(subset)[0]
+
+    def addSubsetObjects(self, doc, fontname, subset):
+        ref = super().addSubsetObjects(doc, fontname, subset)
+        stream = doc.idToObject[f"fontFile:{self.filename}({fontname})"]
+        if stream.filters == [pdfdoc.PDFZCompress]:  # already compressed: the stream takes it as it is
+            stream.content = self._subset(subset)[1]
+            stream.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+            stream.filters = None
+        return ref
+
+
+def _font(name: str, source) -> TTFont:
+    font = TTFont(name, source)
+    font.face.__class__ = _Face
+    return font
+
+
 def register_fonts() -> None:
     """Noto Sans regular and bold, once per process (under a lock: the bold face is there with the regular)."""
     with _fonts:
@@ -59,9 +102,9 @@ def register_fonts() -> None:
         from pymupdf_fonts.NotoSans_Bold import fontbuffer as bold
         from pymupdf_fonts.NotoSans_Regular import fontbuffer as regular
 
-        font = TTFont(FONT, io.BytesIO(regular))
+        font = _font(FONT, io.BytesIO(regular))
         pdfmetrics.registerFont(font)
-        pdfmetrics.registerFont(TTFont(BOLD, io.BytesIO(bold)))
+        pdfmetrics.registerFont(_font(BOLD, io.BytesIO(bold)))
         pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=FONT, boldItalic=BOLD)
         _FONT_CHARS[FONT] = frozenset(font.face.charToGlyph)
 
@@ -84,7 +127,7 @@ def _cjk_chars() -> frozenset[int]:
             path = cjk_font_path()
             chars: frozenset[int] = frozenset()
             if path is not None:
-                font = TTFont(CJK, str(path))
+                font = _font(CJK, str(path))
                 pdfmetrics.registerFont(font)
                 pdfmetrics.registerFontFamily(CJK, normal=CJK, bold=CJK, italic=CJK, boldItalic=CJK)
                 chars = frozenset(font.face.charToGlyph)
@@ -129,6 +172,7 @@ class _Look:
     muted: colors.Color
     width: float
     pagesize: tuple[float, float]
+    memo: dict = field(default_factory=dict)  # this render's formatted amounts (an invoice repeats its total)
 
     def label(self, key: str, **values) -> str:
         text = self.brand.label(key)
@@ -148,8 +192,12 @@ class _Look:
         return self.para(text, size, bold, color, align)
 
     def money(self, value: Decimal) -> str:
-        # ja_JP writes the full-width yen sign; the ordinary one means the same and reads the same in any font
-        return format_currency(value, self.doc["currency"], locale=self.locale).replace("\uffe5", "\u00a5")
+        text = self.memo.get(value)
+        if text is None:
+            # ja_JP writes the full-width yen sign; the ordinary one means the same and reads the same in any font
+            text = format_currency(value, self.doc["currency"], locale=self.locale).replace("\uffe5", "\u00a5")
+            self.memo[value] = text
+        return text
 
     def number(self, value: Decimal) -> str:
         return format_decimal(value, locale=self.locale, decimal_quantization=False)
@@ -243,17 +291,60 @@ def _block(look: _Look, title: str, lines: list[str], bold_first: bool = False) 
     return _CellParagraph("<br/>".join([head, *body]), look.style(leading=12))
 
 
+@lru_cache(maxsize=32)
+def _logo_image(path: str, stamp: tuple[int, int]) -> pdfdoc.PDFImageXObject:
+    """The logo decoded and compressed once per file version (path, mtime, size), not once per invoice."""
+    name = _digester(f"{path}None".encode())  # the name canvas.drawImage gives a file
+    image = pdfdoc.PDFImageXObject(name, path)
+    image.name = name
+    return image
+
+
+class _Logo(Flowable):
+    """The tenant's logo, drawn as canvas.drawImage would draw its file, from the per-process decoded copy."""
+
+    def __init__(self, path: str, stamp: tuple[int, int], width: float, height: float):
+        super().__init__()
+        self.path, self.stamp, self.width, self.height = path, stamp, width, height
+        self.hAlign = "LEFT"
+
+    def draw(self):
+        canv, proto = self.canv, _logo_image(self.path, self.stamp)
+        doc = canv._doc
+        ref = doc.getXObjectName(proto.name)
+        if doc.idToObject.get(ref) is None:
+            image = copy.copy(proto)  # a document registers the object it is given: each gets its own
+            canv._setXObjects(image)
+            doc.Reference(image, ref)
+            doc.addForm(proto.name, image)
+            smask = getattr(proto, "_smask", None)
+            if smask is not None:
+                del image._smask
+                smask = copy.copy(smask)
+                canv._setXObjects(smask)
+                image.smask = doc.Reference(smask, doc.getXObjectName(smask.name))
+        canv._currentPageHasImages = 1
+        canv.saveState()
+        canv.scale(self.width, self.height)
+        canv._code.append(f"/{ref} Do")
+        canv.restoreState()
+        canv._formsinuse.append(proto.name)
+
+
 def _logo(look: _Look):
     path = look.brand.logo
     if not (path and look.brand.show.logo):
         return None
-    iw, ih = ImageReader(path).getSize()
+    st = Path(path).stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    image = _logo_image(str(path), stamp)
+    iw, ih = image.width, image.height
     w = look.brand.logo_width_mm * mm
     h = w * ih / iw
     cap = look.brand.logo_max_height_mm * mm
     if h > cap:
         w, h = w * cap / h, cap
-    return Image(path, width=w, height=h, hAlign="LEFT")
+    return _Logo(str(path), stamp, w, h)
 
 
 def _header(look: _Look) -> Table:
