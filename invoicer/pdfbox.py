@@ -10,11 +10,17 @@ can hold it. Output is a pure function of the boxes: no clock, no randomness.
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable
+
+
+# Any white space separates words and is set as one space, as in a platypus Paragraph (Babel's no-break
+# spaces too: "3:30 PM" reads and searches as typed). Text with nothing else takes the fast path.
+_IRREGULAR_SPACE = re.compile(r"^\s|\s$|\s\s|[^\S ]")
 
 
 class Span(NamedTuple):
@@ -97,6 +103,11 @@ class Text:
         return width, len(self._wrapped) * self.leading
 
     def _wrap(self, line: list[Span], width: float) -> list[tuple[list[_Piece], float]]:
+        if len(line) == 1:  # the usual case: one style, and it fits
+            f = line[0]
+            w = stringWidth(f.text, f.font, f.size)
+            if w <= width and not _IRREGULAR_SPACE.search(f.text):
+                return [([_Piece(*f, w)], w)] if f.text else [([], 0.0)]
         rows: list[list[Span]] = [[]]
         used = 0.0
         for spaced, frags in _words(line):
