@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time
-import segno
 from babel.numbers import format_currency, format_decimal, format_percent
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
@@ -39,6 +38,7 @@ from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import SimpleDocTemplate, Spacer, Table
 
+from . import qr
 from .branding import Branding
 from .pdfbox import Block, Gap, Row, Span, Stack, Text
 
@@ -440,25 +440,9 @@ def _totals(look: _Look) -> Stack:
     return Stack(cells, halign="right")
 
 
-def _qr_runs(url: str) -> tuple[int, tuple[tuple[int, int, int], ...]]:
-    """A QR code (error correction M, the mask of least penalty) as its module count and dark runs (row,
-    first column, length). Encoded per render: a link is one invoice's, so there is nothing to cache.
-    segno encodes in about half the time of reportlab's qrencoder (3 ms for a short link, 7 ms for a
-    Stripe hosted-invoice link, against 5.5 and 13 ms), nearly all of it in choosing the mask."""
-    code = segno.make_qr(url, error="m", boost_error=False)
-    runs = []
-    for r, row in enumerate(code.matrix):
-        c = 0
-        for dark, group in itertools.groupby(row):
-            n = len(list(group))
-            if dark:
-                runs.append((r, c, n))
-            c += n
-    return len(code.matrix), tuple(runs)
-
-
 class _QR:
-    """The payment link as a QR code: encoded once per link, drawn as one path, and clickable."""
+    """The payment link as a QR code (invoicer.qr: encoded per invoice, nothing cached), drawn as one path,
+    and clickable."""
 
     QUIET = 4  # modules of white margin the standard asks for
     halign = "left"
@@ -470,7 +454,7 @@ class _QR:
         return self.size, self.size
 
     def paint(self, canv, x: float, top: float) -> None:
-        count, runs = _qr_runs(self.url)
+        count, runs = qr.dark_runs(self.url)
         box = self.size / (count + 2 * self.QUIET)
         path = canv.beginPath()
         for r, c, n in runs:
