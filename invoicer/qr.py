@@ -71,16 +71,17 @@ def _mask_bits(version: int) -> tuple[tuple[int, ...], ...]:
                  for mask in _MASKS)
 
 
-def _finder_like(seq: str, size: int) -> int:
-    """N3, as segno counts it: 1011101 with four light modules (or the edge) on either side."""
-    count, idx = 0, seq.find(_FINDER)
+def _finder_like(lines: str) -> int:
+    """N3, as segno counts it: 1011101 with four light modules (or the edge) on either side. The lines
+    come joined by "2222", which reads as the edge and is never part of a match."""
+    count, idx = 0, lines.find(_FINDER)
     while idx != -1:
         end = idx + 7
-        if "1" not in seq[max(idx - 4, 0):idx] or "1" not in seq[end:end + 4]:
+        if "1" not in lines[max(idx - 4, 0):idx] or "1" not in lines[end:end + 4]:
             count += 40
         else:
             end = idx + 4
-        idx = seq.find(_FINDER, end)
+        idx = lines.find(_FINDER, end)
     return count
 
 
@@ -88,17 +89,16 @@ def penalty(rows: list[int], n: int) -> tuple[int, int, int, int]:
     """The four penalty scores (N1 runs, N2 blocks, N3 finder-like, N4 balance) of a symbol whose rows
     are integers of n bits."""
     text = [format(r, f"0{n}b") for r in rows]
-    cols = ["".join(c) for c in zip(*text)]
-    n1 = sum(len(m) - 2 for line in (*text, *cols) for m in _RUN.findall(line))
+    lines = "2222".join([*text, *("".join(c) for c in zip(*text))])
+    n1 = sum(len(m) - 2 for m in _RUN.findall(lines))
     full = (1 << n) - 1
     n2 = 0
     for a, b in zip(rows, rows[1:]):
         same = ~(a ^ b) & full  # the module below is the same colour
         n2 += 3 * (same & (same >> 1) & ~(a ^ (a >> 1)) & (full >> 1)).bit_count()
-    n3 = sum(_finder_like(line, n) for line in (*text, *cols))
     dark = sum(r.bit_count() for r in rows)
     n4 = 10 * int(abs(dark / (n * n) * 100 - 50) / 5)
-    return n1, n2, n3, n4
+    return n1, n2, _finder_like(lines), n4
 
 
 def _rows(matrix) -> list[int]:
