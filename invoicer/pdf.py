@@ -9,14 +9,16 @@ decimals (JPY none, KWD three). Text is set in Noto Sans (the pymupdf-fonts whee
 Vietnamese and Polish letter, Greek, Cyrillic); characters it lacks (Japanese kana and kanji) fall
 back, run by run, to IPAexGothic from the matplotlib-fontja wheel. Both are embedded as subsets.
 
-Layout and wording come from the tenant's `branding:` options (invoicer.branding.Branding).
+Layout and wording come from the tenant's `branding:` options (invoicer.branding.Branding). The
+fixed parts of the page are boxes of invoicer.pdfbox (no markup parsing, no nested Tables); the
+lines are a platypus Table, which splits over pages with its header row; the payment link's QR
+code comes from invoicer.qr. See docs/pdf.md, "Speed".
 """
 from __future__ import annotations
 
 import copy
 import importlib.util
 import io
-import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
