@@ -9,15 +9,18 @@ decimals (JPY none, KWD three). Text is set in Noto Sans (the pymupdf-fonts whee
 Vietnamese and Polish letter, Greek, Cyrillic); characters it lacks (Japanese kana and kanji) fall
 back, run by run, to IPAexGothic from the matplotlib-fontja wheel. Both are embedded as subsets.
 
-Layout and wording come from the tenant's `branding:` options (invoicer.branding.Branding).
+Layout and wording come from the tenant's `branding:` options (invoicer.branding.Branding). The
+fixed parts of the page are boxes of invoicer.pdfbox (no markup parsing, no nested Tables); the
+lines are a platypus Table, which splits over pages with its header row; the payment link's QR
+code comes from invoicer.qr. See docs/pdf.md, "Speed".
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
-import itertools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -28,18 +31,18 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
-from reportlab.graphics.barcode import qrencoder
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
-from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.lib.utils import _digester
+from reportlab.pdfbase import pdfdoc, pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table
+from reportlab.platypus import SimpleDocTemplate, Spacer, Table
 
+from . import qr
 from .branding import Branding
+from .pdfbox import Block, Gap, Row, Span, Stack, Text
 
 FONT, BOLD, CJK = "InvoicerSans", "InvoicerSans-Bold", "InvoicerCJK"
 MARGIN = 18 * mm
@@ -51,6 +54,48 @@ _fonts = threading.Lock()  # threads-pool workers: a thread never sees a font ha
 
 # ---------------------------------------------------------------- fonts and text
 
+class _Face(TTFontFace):
+    """A font face whose embedded subsets are made and compressed once per process for each set of
+    characters (reportlab makes and compresses them again for every document: about 1 ms a font).
+
+    The key is the subset's characters, nothing else, and the bytes are a pure function of it, so a
+    cached subset is the same bytes a fresh one would be. An ASCII-only invoice always uses the same
+    subset; names with other letters add a subset of their own (a miss, cached for the next)."""
+
+    _cache_lock = threading.Lock()
+
+    def _subset(self, subset) -> tuple[bytes, bytes]:
+        key = tuple(subset)
+        cache = self.__dict__.setdefault("_subsets", {})
+        hit = cache.get(key)
+        if hit is None:
+            raw = TTFontFace.makeSubset(self, subset)
+            hit = (raw, pdfdoc.PDFZCompress.encode(raw))
+            with self._cache_lock:
+                if len(cache) >= 256:  # bounded: drop the oldest
+                    cache.pop(next(iter(cache)))
+                cache[key] = hit
+        return hit
+
+    def makeSubset(self, subset):
+        return self._subset(subset)[0]
+
+    def addSubsetObjects(self, doc, fontname, subset):
+        ref = super().addSubsetObjects(doc, fontname, subset)
+        stream = doc.idToObject[f"fontFile:{self.filename}({fontname})"]
+        if stream.filters == [pdfdoc.PDFZCompress]:  # already compressed: the stream takes it as it is
+            stream.content = self._subset(subset)[1]
+            stream.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+            stream.filters = None
+        return ref
+
+
+def _font(name: str, source) -> TTFont:
+    font = TTFont(name, source)
+    font.face.__class__ = _Face
+    return font
+
+
 def register_fonts() -> None:
     """Noto Sans regular and bold, once per process (under a lock: the bold face is there with the regular)."""
     with _fonts:
@@ -59,9 +104,9 @@ def register_fonts() -> None:
         from pymupdf_fonts.NotoSans_Bold import fontbuffer as bold
         from pymupdf_fonts.NotoSans_Regular import fontbuffer as regular
 
-        font = TTFont(FONT, io.BytesIO(regular))
+        font = _font(FONT, io.BytesIO(regular))
         pdfmetrics.registerFont(font)
-        pdfmetrics.registerFont(TTFont(BOLD, io.BytesIO(bold)))
+        pdfmetrics.registerFont(_font(BOLD, io.BytesIO(bold)))
         pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=FONT, boldItalic=BOLD)
         _FONT_CHARS[FONT] = frozenset(font.face.charToGlyph)
 
@@ -84,7 +129,7 @@ def _cjk_chars() -> frozenset[int]:
             path = cjk_font_path()
             chars: frozenset[int] = frozenset()
             if path is not None:
-                font = TTFont(CJK, str(path))
+                font = _font(CJK, str(path))
                 pdfmetrics.registerFont(font)
                 pdfmetrics.registerFontFamily(CJK, normal=CJK, bold=CJK, italic=CJK, boldItalic=CJK)
                 chars = frozenset(font.face.charToGlyph)
@@ -97,29 +142,42 @@ def covered(text: str) -> bool:
     return text.isascii() or all(ord(ch) in _FONT_CHARS[FONT] or ch in "\n\t" for ch in text)
 
 
-def markup(text: str) -> str:
-    """Paragraph markup for plain text: escaped, with each run that Noto Sans lacks in the fallback font."""
+def _script_runs(text: str) -> list[tuple[str, bool]]:
+    """The text as runs (text, set in the fallback font?): each run Noto Sans lacks goes to IPAexGothic."""
     if covered(text):
-        return escape(text)
+        return [(text, False)]
     latin, fallback = _FONT_CHARS[FONT], _cjk_chars()
-    out, run, in_cjk = [], [], False
+    out: list[tuple[str, bool]] = []
+    run, in_cjk = [], False
     for ch in text:
         cjk = ord(ch) not in latin and ord(ch) in fallback
         if cjk != in_cjk and run:
-            out.append(f'<font name="{CJK}">{escape("".join(run))}</font>' if in_cjk else escape("".join(run)))
+            out.append(("".join(run), in_cjk))
             run = []
         in_cjk = cjk
         run.append(ch)
     if run:
-        out.append(f'<font name="{CJK}">{escape("".join(run))}</font>' if in_cjk else escape("".join(run)))
-    return "".join(out)
+        out.append(("".join(run), in_cjk))
+    return out
+
+
+def markup(text: str) -> str:
+    """Paragraph markup for plain text: escaped, with each run that Noto Sans lacks in the fallback font."""
+    return "".join(f'<font name="{CJK}">{escape(t)}</font>' if cjk else escape(t) for t, cjk in _script_runs(text))
+
+
+def spans(text: str, size: float = 9, bold: bool = False, color: colors.Color = colors.black,
+          link: str | None = None) -> list[Span]:
+    """Plain text as drawing spans, each run in a font that has its characters."""
+    font = BOLD if bold else FONT
+    return [Span(t, CJK if cjk else font, size, color, link) for t, cjk in _script_runs(text)]
 
 
 # ---------------------------------------------------------------- formatting
 
 @dataclass
 class _Look:
-    """Everything one render needs besides the invoice: branding, locale, colours, styles."""
+    """Everything one render needs besides the invoice: branding, locale, colours."""
     doc: dict
     brand: Branding
     locale: Locale
@@ -129,27 +187,31 @@ class _Look:
     muted: colors.Color
     width: float
     pagesize: tuple[float, float]
+    memo: dict = field(default_factory=dict)  # this render's formatted amounts (an invoice repeats its total)
 
     def label(self, key: str, **values) -> str:
         text = self.brand.label(key)
         return " ".join(text.format(**values).split()) if values else text
 
-    def style(self, size=9, bold=False, color=None, align=0, leading=None) -> ParagraphStyle:
-        return _style(size, bold, color or self.ink, align, leading)
-
-    def para(self, text: str, size=9, bold=False, color=None, align=0, leading=None) -> Paragraph:
-        return _CellParagraph(markup(text), self.style(size, bold, color, align, leading))
+    def text(self, text: str, size=9, bold=False, color=None, align=0, leading=None) -> Text:
+        """Plain text (newlines start new lines) in one style, wrapped to the width it is given."""
+        color = color or self.ink
+        return Text([spans(t, size, bold, color) for t in text.split("\n")], size, leading or size * 1.3, align)
 
     def cell(self, text: str, width: float, size=9, bold=False, color=None, align=2):
-        """A table cell of one line: a plain string (fast) when Noto Sans covers it and it fits the
-        column (less the cell's 6 pt paddings), else a Paragraph, which wraps."""
+        """A table cell of one line: a plain string (the Table draws it) when Noto Sans covers it and it
+        fits the column (less the cell's 6 pt paddings), else a Block of Text, which wraps."""
         if covered(text) and pdfmetrics.stringWidth(text, BOLD if bold else FONT, size) <= width - 12:
             return text
-        return self.para(text, size, bold, color, align)
+        return Block(self.text(text, size, bold, color, align))
 
     def money(self, value: Decimal) -> str:
-        # ja_JP writes the full-width yen sign; the ordinary one means the same and reads the same in any font
-        return format_currency(value, self.doc["currency"], locale=self.locale).replace("\uffe5", "\u00a5")
+        text = self.memo.get(value)
+        if text is None:
+            # ja_JP writes the full-width yen sign; the ordinary one means the same and reads the same in any font
+            text = format_currency(value, self.doc["currency"], locale=self.locale).replace("\uffe5", "\u00a5")
+            self.memo[value] = text
+        return text
 
     def number(self, value: Decimal) -> str:
         return format_decimal(value, locale=self.locale, decimal_quantization=False)
@@ -165,44 +227,6 @@ class _Look:
         pattern = str(self.locale.datetime_formats["medium"])
         time_text = format_time(value, "short", locale=self.locale)
         return f'{pattern.replace("{1}", self.date(value.date())).replace("{0}", time_text)} {value.tzname()}'
-
-
-class _CellParagraph(Paragraph):
-    """A paragraph that is never split (a table cell, the footer): its lines depend on the width only,
-    so another wrap at the same width (a table measures, then draws) reuses the first."""
-
-    def wrap(self, availWidth, availHeight):
-        if getattr(self, "_wrapped_at", None) != availWidth or not hasattr(self, "blPara"):
-            self._wrapped_at = availWidth
-            self._wrapped = super().wrap(availWidth, availHeight)
-        return self._wrapped
-
-
-class _Line(Flowable):
-    """One short line of text in one font (an SKU under a description): no markup to parse, nothing to wrap."""
-
-    def __init__(self, text: str, font: str, size: float, color: colors.Color, leading: float):
-        super().__init__()
-        self.text, self.font, self.size, self.color = text, font, size, color
-        self.width, self.height = pdfmetrics.stringWidth(text, font, size), leading
-
-    def wrap(self, availWidth, availHeight):
-        return self.width, self.height
-
-    def draw(self):
-        self.canv.setFont(self.font, self.size)
-        self.canv.setFillColor(self.color)
-        self.canv.drawString(0, self.height - self.size, self.text)
-
-
-@lru_cache(maxsize=256)
-def _style(size, bold, color, align, leading) -> ParagraphStyle:
-    return ParagraphStyle("s", fontName=BOLD if bold else FONT, fontSize=size, leading=leading or size * 1.3,
-                          textColor=color, alignment=align)
-
-
-def _hex(color: colors.Color) -> str:
-    return "#" + color.hexval()[2:]
 
 
 def _on(color: colors.Color) -> colors.Color:
@@ -237,65 +261,96 @@ def template_values(look: _Look) -> dict[str, str]:
 
 # ---------------------------------------------------------------- the parts of the page
 
-def _block(look: _Look, title: str, lines: list[str], bold_first: bool = False) -> Paragraph:
-    body = [f"<b>{markup(x)}</b>" if bold_first and i == 0 else markup(x) for i, x in enumerate(lines)]
-    head = f'<font size="7" color="{_hex(look.muted)}">{markup(title.upper())}</font>'
-    return _CellParagraph("<br/>".join([head, *body]), look.style(leading=12))
+def _block(look: _Look, title: str, lines: list[str], bold_first: bool = False) -> Text:
+    """A captioned block of lines (bill to, service address, job)."""
+    body = [spans(x, bold=bold_first and i == 0, color=look.ink) for i, x in enumerate(lines)]
+    return Text([spans(title.upper(), 7, color=look.muted), *body], 9, 12)
+
+
+@lru_cache(maxsize=32)
+def _logo_image(path: str, stamp: tuple[int, int]) -> pdfdoc.PDFImageXObject:
+    """The logo decoded and compressed once per file version (path, mtime, size), not once per invoice."""
+    name = _digester(f"{path}None".encode())  # the name canvas.drawImage gives a file
+    image = pdfdoc.PDFImageXObject(name, path)
+    image.name = name
+    return image
+
+
+class _Logo:
+    """The tenant's logo, drawn as canvas.drawImage would draw its file, from the per-process decoded copy."""
+
+    halign = "left"
+
+    def __init__(self, path: str, stamp: tuple[int, int], width: float, height: float):
+        self.path, self.stamp, self.width, self.height = path, stamp, width, height
+
+    def measure(self, width: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def paint(self, canv, x: float, top: float) -> None:
+        proto = _logo_image(self.path, self.stamp)
+        doc = canv._doc
+        ref = doc.getXObjectName(proto.name)
+        if doc.idToObject.get(ref) is None:
+            image = copy.copy(proto)  # a document registers the object it is given: each gets its own
+            canv._setXObjects(image)
+            doc.Reference(image, ref)
+            doc.addForm(proto.name, image)
+            smask = getattr(proto, "_smask", None)
+            if smask is not None:
+                del image._smask
+                smask = copy.copy(smask)
+                canv._setXObjects(smask)
+                image.smask = doc.Reference(smask, doc.getXObjectName(smask.name))
+        canv._currentPageHasImages = 1
+        canv.saveState()
+        canv.translate(x, top - self.height)
+        canv.scale(self.width, self.height)
+        canv._code.append(f"/{ref} Do")
+        canv.restoreState()
+        canv._formsinuse.append(proto.name)
 
 
 def _logo(look: _Look):
     path = look.brand.logo
     if not (path and look.brand.show.logo):
         return None
-    iw, ih = ImageReader(path).getSize()
+    st = Path(path).stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    image = _logo_image(str(path), stamp)
     w = look.brand.logo_width_mm * mm
-    h = w * ih / iw
+    h = w * image.height / image.width
     cap = look.brand.logo_max_height_mm * mm
     if h > cap:
         w, h = w * cap / h, cap
-    return Image(path, width=w, height=h, hAlign="LEFT")
+    return _Logo(str(path), stamp, w, h)
 
 
-def _header(look: _Look) -> Table:
+def _header(look: _Look) -> Row:
     doc, seller, show = look.doc, look.doc["seller"], look.brand.show
     logo = _logo(look)
-    left = [logo, Spacer(1, 3 * mm)] if logo else []
-    lines = [f'<font name="{BOLD}" size="14" color="{_hex(look.accent)}">{markup(seller["name"])}</font>']
-    lines += [markup(x) for x in seller.get("address") or []]
+    lines = [*(seller.get("address") or [])]
     if seller.get("tax_id") and show.tax_id:
-        lines.append(f"{markup(look.label('tax_id'))}: {markup(seller['tax_id'])}")
-    left.append(_CellParagraph("<br/>".join(lines), look.style(leading=12.5)))
+        lines.append(f"{look.label('tax_id')}: {seller['tax_id']}")
+    left = Stack([logo, Gap(3 * mm) if logo else None, look.text(seller["name"], 14, True, look.accent, leading=17),
+                  look.text("\n".join(lines), leading=12.5) if lines else None])
 
-    meta = [(look.label("number"), doc["number"]), (look.label("issued"), look.date(doc["issued_on"])),
-            (look.label("due"), look.date(doc["due_on"]))]
     col = look.width * 0.2
-    meta_table = Table([[look.cell(k, col, color=look.muted), look.cell(v, col, bold=True)] for k, v in meta],
-                       colWidths=[col, col], hAlign="RIGHT")
-    meta_table.setStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTNAME", (1, 0), (1, -1), BOLD),
-                         ("FONTSIZE", (0, 0), (-1, -1), 9), ("TEXTCOLOR", (0, 0), (0, -1), look.muted),
-                         ("TEXTCOLOR", (1, 0), (1, -1), look.ink), ("ALIGN", (0, 0), (-1, -1), "RIGHT"),
-                         ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
-                         ("RIGHTPADDING", (1, 0), (1, -1), 0)])
+    meta = [Row([look.text(k, color=look.muted, align=2), look.text(v, bold=True, align=2)], [col, col],
+                pad=[(1, 6, 1, 6), (1, 0, 1, 6)], halign="right")
+            for k, v in ((look.label("number"), doc["number"]), (look.label("issued"), look.date(doc["issued_on"])),
+                         (look.label("due"), look.date(doc["due_on"])))]
     on = _on(look.accent)
-    widths = [look.width * 0.17, look.width * 0.23]
-    due = Table([[look.cell(look.label("amount_due"), widths[0], color=on, align=0),
-                  look.cell(look.money(doc["total"]), widths[1], 12, True, on)]], colWidths=widths, hAlign="RIGHT")
-    due.setStyle([("BACKGROUND", (0, 0), (-1, -1), look.accent), ("TEXTCOLOR", (0, 0), (-1, -1), on),
-                  ("FONTNAME", (0, 0), (0, 0), FONT), ("FONTNAME", (1, 0), (1, 0), BOLD),
-                  ("FONTSIZE", (0, 0), (0, 0), 9), ("FONTSIZE", (1, 0), (1, 0), 12), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
-                  ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 5),
-                  ("BOTTOMPADDING", (0, 0), (-1, -1), 6)])
-    right = [look.para(look.label("title"), 22, True, look.accent, align=2, leading=26), Spacer(1, 2 * mm),
-             meta_table, Spacer(1, 3 * mm), due]
-    header = Table([[left, right]], colWidths=[look.width * 0.56, look.width * 0.44])
-    header.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
-                     ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                     ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("LINEBELOW", (0, 0), (-1, 0), 1.5, look.accent),
-                     ("BOTTOMPADDING", (0, 0), (-1, -1), 10)])
-    return header
+    due = Row([look.text(look.label("amount_due"), color=on), look.text(look.money(doc["total"]), 12, True, on, 2)],
+              [look.width * 0.17, look.width * 0.23], pad=(5, 6, 6, 6), valign="middle", background=look.accent,
+              halign="right")
+    right = Stack([look.text(look.label("title"), 22, True, look.accent, align=2, leading=26), Gap(2 * mm), *meta,
+                   Gap(3 * mm), due])
+    return Row([left, right], [look.width * 0.56, look.width * 0.44], pad=(3, 0, 10, 0),
+               rule_below=(1.5, look.accent))
 
 
-def _parties(look: _Look) -> Table:
+def _parties(look: _Look) -> Row:
     doc, show = look.doc, look.brand.show
     customer, job = doc["customer"], doc["job"]
     contact = [x for x in (customer.get("email"), customer.get("phone")) if x] if show.customer_contact else []
@@ -311,9 +366,7 @@ def _parties(look: _Look) -> Table:
     if show.service_address:
         blocks.append(_block(look, look.label("service_address"), _address(doc["service_address"])))
     blocks.append(_block(look, look.label("job"), job_lines))
-    parties = Table([blocks], colWidths=[look.width / len(blocks)] * len(blocks))
-    parties.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)])
-    return parties
+    return Row(blocks, [look.width / len(blocks)] * len(blocks), pad=(3, 6, 3, 0))
 
 
 def _items(look: _Look) -> Table:
@@ -328,7 +381,6 @@ def _items(look: _Look) -> Table:
              ("ALIGN", (1, 0), (-1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
              ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
              ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE), ("LINEBELOW", (0, -1), (-1, -1), 0.75, look.accent)]
-    cell, small = look.style(leading=11.5), look.style(7, color=look.muted, leading=9)
     band = _tint(look.accent, 0.1)
     heights: dict[int, float] = {}  # rows measured here; the table measures the rest (header, sections)
     for kind in KINDS:
@@ -346,12 +398,8 @@ def _items(look: _Look) -> Table:
                 extra.append(f"SKU {ln['sku']}")
             if not ln.get("taxable", True) and show.not_taxable:
                 extra.append(look.label("not_taxable"))
-            # the small grey line is drawn on its own: inline <font> markup costs 8x the parsing
-            desc = [_CellParagraph(markup(ln["description"]), cell)]
-            if extra:
-                note = " · ".join(extra)
-                fits = covered(note) and pdfmetrics.stringWidth(note, FONT, 7) <= widths[0] - 12
-                desc.append(_Line(note, FONT, 7, look.muted, 9) if fits else _CellParagraph(markup(note), small))
+            desc = Stack([look.text(ln["description"], leading=11.5),
+                          look.text(" · ".join(extra), 7, color=look.muted, leading=9) if extra else None])
             if kind == "labor":
                 qty = look.label("hours", hours=look.number(ln["quantity"]))
                 price = look.label("per_hour", rate=look.money(ln["unit_price"]))
@@ -359,19 +407,18 @@ def _items(look: _Look) -> Table:
                 qty, price = look.number(ln["quantity"]), look.money(ln["unit_price"])
             else:
                 qty = price = ""
-            row = [desc, look.cell(qty, widths[1]), look.cell(price, widths[2]),
+            row = [Block(desc), look.cell(qty, widths[1]), look.cell(price, widths[2]),
                    look.cell(look.money(ln["amount"]), widths[3])]
             # measured once here rather than again for every page the table is split over
-            heights[len(rows)] = max([9 * 1.2, sum(p.wrap(widths[0] - 12, 10_000)[1] for p in desc)]
-                                     + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row[1:], widths[1:])
-                                        if isinstance(c, Paragraph)]) + 9
+            heights[len(rows)] = max([9 * 1.2] + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row, widths)
+                                                  if isinstance(c, Block)]) + 9
             rows.append(row)
     table = Table(rows, colWidths=widths, rowHeights=[heights.get(i) for i in range(len(rows))], repeatRows=1)
     table.setStyle(style)
     return table
 
 
-def _totals(look: _Look) -> Table:
+def _totals(look: _Look) -> Stack:
     doc = look.doc
     rows = [(look.label("subtotal"), look.money(doc["subtotal"]))]
     for d in doc.get("discounts") or []:
@@ -380,90 +427,71 @@ def _totals(look: _Look) -> Table:
     if len(doc.get("discounts") or []) > 1:
         rows.append((look.label("discount_total"), look.money(-doc["discount_total"])))
     tax = doc["tax"]
-    rows += [(look.label("tax", jurisdiction=tax.get("jurisdiction") or "", rate=look.percent(tax["rate"])),
-              look.money(tax["amount"])),
-             (look.label("total"), look.money(doc["total"])), (look.label("amount_due"), look.money(doc["total"]))]
+    rows.append((look.label("tax", jurisdiction=tax.get("jurisdiction") or "", rate=look.percent(tax["rate"])),
+                 look.money(tax["amount"])))
     on = _on(look.accent)
     widths = [look.width * 0.32, look.width * 0.19]
-    cells = [[look.para(k, align=2), look.cell(v, widths[1])] for k, v in rows[:-2]]
-    cells += [[look.para(rows[-2][0], bold=True, align=2), look.cell(rows[-2][1], widths[1], bold=True)],
-              [look.para(rows[-1][0], 10, True, on, 2), look.cell(rows[-1][1], widths[1], 10, True, on)]]
-    table = Table(cells, colWidths=widths, hAlign="RIGHT")
-    table.setStyle([("FONTNAME", (1, 0), (1, -1), FONT), ("FONTNAME", (1, -2), (1, -1), BOLD),
-                    ("FONTSIZE", (1, 0), (1, -1), 9), ("FONTSIZE", (1, -1), (1, -1), 10),
-                    ("TEXTCOLOR", (1, 0), (1, -2), look.ink), ("TEXTCOLOR", (1, -1), (1, -1), on),
-                    ("ALIGN", (1, 0), (1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-                    ("LINEABOVE", (0, -2), (-1, -2), 0.75, RULE), ("BACKGROUND", (0, -1), (-1, -1), look.accent),
-                    ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-                    ("TOPPADDING", (0, -1), (-1, -1), 5), ("BOTTOMPADDING", (0, -1), (-1, -1), 6)])
-    return table
+    cells = [Row([look.text(k, align=2), look.text(v, align=2)], widths, pad=(2, 6, 3, 6), valign="middle",
+                 halign="right") for k, v in rows]
+    cells.append(Row([look.text(look.label("total"), bold=True, align=2),
+                      look.text(look.money(doc["total"]), bold=True, align=2)], widths, pad=(2, 6, 3, 6),
+                     valign="middle", rule_above=(0.75, RULE), halign="right"))
+    cells.append(Row([look.text(look.label("amount_due"), 10, True, on, 2),
+                      look.text(look.money(doc["total"]), 10, True, on, 2)], widths, pad=(5, 6, 6, 6),
+                     valign="middle", background=look.accent, halign="right"))
+    return Stack(cells, halign="right")
 
 
-@lru_cache(maxsize=64)
-def _qr_runs(url: str) -> tuple[int, tuple[tuple[int, int, int], ...]]:
-    """A QR code (error correction M) as its module count and dark runs (row, first column, length)."""
-    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
-    code.addData(url)
-    code.make()
-    runs = []
-    for r, row in enumerate(code.modules):
-        c = 0
-        for dark, group in itertools.groupby(bool(m) for m in row):
-            n = len(list(group))
-            if dark:
-                runs.append((r, c, n))
-            c += n
-    return code.getModuleCount(), tuple(runs)
-
-
-class _QR(Flowable):
-    """The payment link as a QR code: encoded once per link, drawn as one path, and clickable."""
+class _QR:
+    """The payment link as a QR code (invoicer.qr: encoded per invoice, nothing cached), drawn as one path,
+    and clickable."""
 
     QUIET = 4  # modules of white margin the standard asks for
+    halign = "left"
 
     def __init__(self, url: str, size: float, color: colors.Color):
-        super().__init__()
-        self.url, self.width, self.height, self.color = url, size, size, color
+        self.url, self.size, self.color = url, size, color
 
-    def draw(self):
-        count, runs = _qr_runs(self.url)
-        box = self.width / (count + 2 * self.QUIET)
-        path = self.canv.beginPath()
+    def measure(self, width: float) -> tuple[float, float]:
+        return self.size, self.size
+
+    def paint(self, canv, x: float, top: float) -> None:
+        count, runs = qr.dark_runs(self.url)
+        box = self.size / (count + 2 * self.QUIET)
+        path = canv.beginPath()
         for r, c, n in runs:
-            path.rect((c + self.QUIET) * box, self.height - (r + self.QUIET + 1) * box, n * box, box)
-        self.canv.setFillColor(self.color)
-        self.canv.drawPath(path, stroke=0, fill=1)
-        self.canv.linkURL(self.url, (0, 0, self.width, self.height), relative=1)
+            path.rect(x + (c + self.QUIET) * box, top - (r + self.QUIET + 1) * box, n * box, box)
+        canv.setFillColor(self.color)
+        canv.drawPath(path, stroke=0, fill=1)
+        canv.linkURL(self.url, (x, top - self.size, x + self.size, top), relative=1)
 
 
-def _payment(look: _Look) -> list:
+def _payment(look: _Look) -> Stack:
     """Terms, the pay-online link with its QR code, the signature: the column beside the totals."""
-    doc, show = look.doc, look.brand.show
-    text = [f"<b>{markup(look.label('payment_terms'))}:</b> {markup(_terms(look))} · "
-            f"{markup(look.label('due'))} {markup(look.date(doc['due_on']))}"]
+    doc, show, ink = look.doc, look.brand.show, look.ink
+    lines = [[*spans(f"{look.label('payment_terms')}:", bold=True, color=ink),
+              *spans(f" {_terms(look)} · {look.label('due')} {look.date(doc['due_on'])}", color=ink)]]
     pay_url = doc.get("pay_url") if show.pay_link else None
     if pay_url:
-        url = escape(pay_url, {'"': "&quot;"})
-        link = _hex(look.accent) if _on(look.accent) == colors.white else _hex(look.ink)  # pale brands read badly
-        text.append(f'<b>{markup(look.label("pay_online"))}:</b> <link href="{url}" color="{link}"><u>{url}</u></link>')
+        link = look.accent if _on(look.accent) == colors.white else ink  # pale brands read badly
+        lines.append([*spans(f"{look.label('pay_online')}:", bold=True, color=ink),
+                      Span(" " + pay_url, FONT, 9, link, pay_url)])
     if doc.get("signature") and show.signature:
         sig = doc["signature"]
-        text.append(markup(look.label("signed", name=sig["signed_by"], time=look.datetime(sig["signed_at"]))))
-    out = [_CellParagraph("<br/>".join(text), look.style(leading=13))]
+        lines.append(spans(look.label("signed", name=sig["signed_by"], time=look.datetime(sig["signed_at"])),
+                           color=ink))
+    out = [Text(lines, 9, 13)]
     if pay_url and show.qr_code:
-        code = _QR(pay_url, 24 * mm, look.ink)
-        code.hAlign = "LEFT"
-        out += [Spacer(1, 2 * mm), code, look.para(look.label("scan_to_pay"), 7, color=look.muted)]
-    return out
+        out += [Gap(2 * mm), _QR(pay_url, 24 * mm, ink), look.text(look.label("scan_to_pay"), 7, color=look.muted)]
+    return Stack(out)
 
 
 def _notes(look: _Look) -> list:
     if not (look.brand.notes and look.brand.show.notes):
         return []
     text = look.brand.notes.format(**template_values(look))
-    keep = ParagraphStyle("notes", parent=look.style(8, True, look.muted), keepWithNext=1)  # no orphan heading
-    head = Paragraph(markup(look.label("notes")), keep)
-    return [Spacer(1, 4 * mm), head, Paragraph(markup(text).replace("\n", "<br/>"), look.style(leading=12))]
+    head = Block(look.text(look.label("notes"), 8, True, look.muted), keep_with_next=True)  # no orphan heading
+    return [Spacer(1, 4 * mm), head, Block(look.text(text, leading=12))]
 
 
 # ---------------------------------------------------------------- pages
@@ -493,7 +521,7 @@ class _NumberedCanvas(Canvas):
 def _decorator(look: _Look):
     doc = look.doc
     footer = look.brand.footer.format(**template_values(look)) if look.brand.footer else ""
-    footer_para = _CellParagraph(markup(footer), look.style(7, color=look.muted, leading=9)) if footer else None
+    footer_text = look.text(footer, 7, color=look.muted, leading=9) if footer else None
     running = f"{doc['seller']['name']} · {look.label('number')} {doc['number']}"
 
     def decorate(canvas: Canvas, page: int, pages: int) -> None:
@@ -501,17 +529,16 @@ def _decorator(look: _Look):
         canvas.setStrokeColor(RULE)
         canvas.setLineWidth(0.5)
         canvas.line(MARGIN, 14 * mm, width - MARGIN, 14 * mm)
-        if footer_para is not None:
-            _, h = footer_para.wrap(width - 2 * MARGIN - 45 * mm, 12 * mm)
-            footer_para.drawOn(canvas, MARGIN, 14 * mm - 2 * mm - h)
-        label = look.label("page", page=page, pages=pages)
-        tag = Paragraph(markup(label), look.style(7, color=look.muted, align=2))
-        tag.wrap(45 * mm, 10 * mm)
-        tag.drawOn(canvas, width - MARGIN - 45 * mm, 14 * mm - 2 * mm - 9)
+        if footer_text is not None:
+            footer_text.measure(width - 2 * MARGIN - 45 * mm)
+            footer_text.paint(canvas, MARGIN, 12 * mm)
+        tag = look.text(look.label("page", page=page, pages=pages), 7, color=look.muted, align=2)
+        tag.measure(45 * mm)
+        tag.paint(canvas, width - MARGIN - 45 * mm, 12 * mm)
         if page > 1:  # continuation pages say whose invoice they belong to
-            head = Paragraph(markup(running), look.style(7, color=look.muted, align=2))
-            head.wrap(width - 2 * MARGIN, 10 * mm)
-            head.drawOn(canvas, MARGIN, height - MARGIN + 3 * mm)
+            head = look.text(running, 7, color=look.muted, align=2)
+            head.measure(width - 2 * MARGIN)
+            head.paint(canvas, MARGIN, height - MARGIN + 3 * mm + 9.1)
 
     return decorate
 
@@ -534,15 +561,13 @@ def _look(doc: dict) -> _Look:
 def render(doc: dict) -> bytes:
     """The invoice as PDF bytes; identical bytes for an identical dict."""
     look = _look(doc)
-    story = [_header(look), Spacer(1, 6 * mm), _parties(look), Spacer(1, 5 * mm)]
+    story = [Block(_header(look)), Spacer(1, 6 * mm), Block(_parties(look)), Spacer(1, 5 * mm)]
     if look.brand.show.summary and doc["job"].get("summary"):
-        story += [Paragraph(f"<b>{markup(look.label('work_performed'))}:</b> {markup(doc['job']['summary'])}",
-                            look.style(leading=12)), Spacer(1, 4 * mm)]
-    closing = Table([[_payment(look), _totals(look)]], colWidths=[look.width * 0.48, look.width * 0.52])
-    closing.setStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
-                      ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                      ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 0)])
-    story += [_items(look), Spacer(1, 4 * mm), closing, *_notes(look)]
+        summary = Text([[*spans(f"{look.label('work_performed')}:", bold=True, color=look.ink),
+                         *spans(" " + doc["job"]["summary"], color=look.ink)]], 9, 12)
+        story += [Block(summary), Spacer(1, 4 * mm)]
+    closing = Row([_payment(look), _totals(look)], [look.width * 0.48, look.width * 0.52], pad=(0, 0, 3, 0))
+    story += [_items(look), Spacer(1, 4 * mm), Block(closing), *_notes(look)]
     out = io.BytesIO()
     pad = 6  # the frame's own padding: content starts exactly at MARGIN
     number, seller = doc["number"], doc["seller"]["name"]

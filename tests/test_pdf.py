@@ -371,3 +371,14 @@ def test_big_amounts_and_long_numbers_wrap_instead_of_overlapping():
     assert min(left for _, _, left, _, _ in drawn) >= 18 * 72 / 25.4 - 0.5
     assert_nothing_overlaps(drawn)
     assert "246,913,578,024.690" in re.sub(r"\s+", "", text(pdf))
+
+
+
+def test_notes_and_summary_longer_than_a_page_flow_over_pages():
+    notes = "\n".join(f"Note line {i:03d}." for i in range(90))  # under the 2,000 characters allowed
+    summary = " ".join(f"step{i:03d}" for i in range(700))
+    pdf = render(invoice(job={**invoice()["job"], "summary": summary}, branding=brand(notes=notes)))
+    t = text(pdf)
+    assert len(pages(pdf)) >= 3
+    assert [int(m) for m in re.findall(r"Note line (\d{3})", t)] == list(range(90))
+    assert [int(m) for m in re.findall(r"step(\d{3})", t)] == list(range(700))

@@ -1,0 +1,267 @@
+"""A small box layout for the fixed parts of the invoice page, drawn straight on the reportlab canvas.
+
+platypus Paragraphs parse their text as markup with an HTML parser and Tables run a general style
+engine; for the invoice's header, address blocks, totals, payment column and footer, both cost far
+more than the drawing itself (they were most of a one-page render). Here text is given as spans
+(text, font, size, colour, link) that need no parsing, wrapped at spaces with the fonts' metrics, and
+each box draws itself at a position: `measure(width) -> (width, height)`, then `paint(canvas, x, top)`.
+`Block` makes a box a platypus Flowable, so the story (and the items Table, which splits over pages)
+can hold it. Output is a pure function of the boxes: no clock, no randomness.
+"""
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from reportlab.lib import colors
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import Flowable
+
+
+# Any white space separates words and is set as one space, as in a platypus Paragraph (Babel's no-break
+# spaces too: "3:30 PM" reads and searches as typed). Text with nothing else takes the fast path.
+_IRREGULAR_SPACE = re.compile(r"^\s|\s$|\s\s|[^\S ]")
+
+
+class Span(NamedTuple):
+    text: str
+    font: str
+    size: float
+    color: colors.Color
+    link: str | None = None  # a clickable, underlined URL
+
+
+class _Piece(NamedTuple):
+    text: str
+    font: str
+    size: float
+    color: colors.Color
+    link: str | None
+    width: float
+
+
+def _words(line: list[Span]) -> list[tuple[bool, list[Span]]]:
+    """A line of spans as words: (space before it, its fragments). A word may cross spans (fonts)."""
+    words: list[tuple[bool, list[Span]]] = []
+    space, current = False, None
+    for span in line:
+        text, chunk = span.text, ""
+        for ch in text:
+            if ch.isspace():
+                if chunk:
+                    current[1].append(span._replace(text=chunk))
+                    chunk = ""
+                current, space = None, True
+                continue
+            if current is None:
+                current = (space and bool(words), [])
+                words.append(current)
+                space = False
+            chunk += ch
+        if chunk:
+            current[1].append(span._replace(text=chunk))
+    return words
+
+
+def _width(frags) -> float:
+    return sum(stringWidth(f.text, f.font, f.size) for f in frags)
+
+
+def _break(frags: list[Span], width: float) -> list[list[Span]]:
+    """A word wider than the line, cut into pieces that fit (never cut off, never past the edge)."""
+    out, line, used = [], [], 0.0
+    for f in frags:
+        for ch in f.text:
+            w = stringWidth(ch, f.font, f.size)
+            if line and used + w > width:
+                out.append(line)
+                line, used = [], 0.0
+            if line and line[-1].font == f.font and line[-1].color == f.color and line[-1].link == f.link:
+                line[-1] = line[-1]._replace(text=line[-1].text + ch)
+            else:
+                line.append(f._replace(text=ch))
+            used += w
+    if line:
+        out.append(line)
+    return out
+
+
+class Text:
+    """Lines of spans wrapped to the width at spaces; one text object; first baseline `size` below the top."""
+
+    def __init__(self, lines: list[list[Span]], size: float, leading: float, align: int = 0):
+        self.lines, self.size, self.leading, self.align = lines, size, leading, align  # align: 0 left, 2 right
+        self.halign = "left"
+        self._at: float | None = None
+        self._wrapped: list[tuple[list[_Piece], float]] = []
+
+    def measure(self, width: float) -> tuple[float, float]:
+        if self._at != width:
+            self._at, self._wrapped = width, []
+            for line in self.lines:
+                self._wrapped += self._wrap(line, width)
+        return width, len(self._wrapped) * self.leading
+
+    def _wrap(self, line: list[Span], width: float) -> list[tuple[list[_Piece], float]]:
+        if len(line) == 1:  # the usual case: one style, and it fits
+            f = line[0]
+            w = stringWidth(f.text, f.font, f.size)
+            if w <= width and not _IRREGULAR_SPACE.search(f.text):
+                return [([_Piece(*f, w)], w)] if f.text else [([], 0.0)]
+        rows: list[list[Span]] = [[]]
+        used = 0.0
+        for spaced, frags in _words(line):
+            w = _width(frags)
+            gap = stringWidth(" ", frags[0].font, frags[0].size) if spaced and rows[-1] else 0.0
+            if rows[-1] and used + gap + w > width:
+                rows.append([])
+                used, gap = 0.0, 0.0
+            if w > width:  # an unbreakable word, on lines of its own (the check above began a new one)
+                parts = _break(frags, width)
+                for part in parts[:-1]:
+                    rows[-1] = part
+                    rows.append([])
+                rows[-1], used = parts[-1], _width(parts[-1])
+                continue
+            if gap:
+                frags = [frags[0]._replace(text=" " + frags[0].text), *frags[1:]]
+            rows[-1] += frags
+            used += gap + w
+        out = []
+        for row in rows:
+            pieces: list[_Piece] = []
+            for f in row:  # neighbours in one style are drawn as one string
+                if pieces and (pieces[-1].font, pieces[-1].size, pieces[-1].color, pieces[-1].link) == f[1:]:
+                    text = pieces[-1].text + f.text
+                    pieces[-1] = _Piece(text, f.font, f.size, f.color, f.link, stringWidth(text, f.font, f.size))
+                else:
+                    pieces.append(_Piece(*f, stringWidth(f.text, f.font, f.size)))
+            out.append((pieces, sum(p.width for p in pieces)))
+        return out
+
+    def part(self, start: int, stop: int | None = None) -> Text:
+        """Some of the wrapped lines, as a Text of their own (a paragraph split over two pages)."""
+        text = Text([], self.size, self.leading, self.align)
+        text._at, text._wrapped = self._at, self._wrapped[start:stop]
+        return text
+
+    def paint(self, canv, x: float, top: float) -> None:
+        if not self._wrapped:
+            return
+        text, links = canv.beginText(), []
+        font = color = None
+        for i, (pieces, used) in enumerate(self._wrapped):
+            y = top - self.size - i * self.leading
+            cx = x + (self._at - used if self.align == 2 else (self._at - used) / 2 if self.align == 1 else 0)
+            text.setTextOrigin(cx, y)
+            for p in pieces:
+                if (p.font, p.size) != font:
+                    font = p.font, p.size
+                    text.setFont(p.font, p.size, self.leading)
+                if p.color != color:
+                    color = p.color
+                    text.setFillColor(p.color)
+                text.textOut(p.text)
+                if p.link:
+                    lead = len(p.text) - len(p.text.lstrip(" "))
+                    skip = stringWidth(" " * lead, p.font, p.size)
+                    links.append((cx + skip, y, p.width - skip, p))
+                cx += p.width
+        canv.drawText(text)
+        for lx, y, w, p in links:
+            canv.setStrokeColor(p.color)
+            canv.setLineWidth(0.05 * p.size)
+            canv.line(lx, y - 0.125 * p.size, lx + w, y - 0.125 * p.size)
+            canv.linkURL(p.link, (lx, y - 0.25 * p.size, lx + w, y + 0.85 * p.size), relative=1)
+
+
+class Gap:
+    def __init__(self, height: float):
+        self.height, self.halign = height, "left"
+
+    def measure(self, width: float) -> tuple[float, float]:
+        return 0.0, self.height
+
+    def paint(self, canv, x: float, top: float) -> None:
+        pass
+
+
+class Stack:
+    """Boxes one under the other; a box whose `halign` is "right" sits against the right edge."""
+
+    def __init__(self, items: list, halign: str = "left"):
+        self.items, self.halign = [i for i in items if i is not None], halign
+        self._sizes: list[tuple[float, float]] = []
+        self._width = 0.0
+
+    def measure(self, width: float) -> tuple[float, float]:
+        self._width, self._sizes = width, [item.measure(width) for item in self.items]
+        return width, sum(h for _, h in self._sizes)
+
+    def paint(self, canv, x: float, top: float) -> None:
+        for item, (w, h) in zip(self.items, self._sizes):
+            item.paint(canv, x + (self._width - w if item.halign == "right" else 0), top)
+            top -= h
+
+
+class Row:
+    """Cells side by side at fixed widths, with paddings (top, right, bottom, left), an optional
+    background, vertical alignment, and optional rules above or below (line width, colour)."""
+
+    def __init__(self, cells: list, widths: list[float], pad=(3, 6, 3, 6), valign: str = "top",
+                 background: colors.Color | None = None, rule_above=None, rule_below=None, halign: str = "left"):
+        self.cells, self.widths, self.valign, self.halign = cells, widths, valign, halign
+        self.pad = [pad] * len(cells) if isinstance(pad[0], (int, float)) else list(pad)
+        self.background, self.rule_above, self.rule_below = background, rule_above, rule_below
+        self._inner: list[float] = []
+        self.height = 0.0
+
+    def measure(self, width: float) -> tuple[float, float]:
+        self._inner = []
+        for cell, w, (t, r, b, lp) in zip(self.cells, self.widths, self.pad):
+            self._inner.append(cell.measure(w - lp - r)[1] if cell is not None else 0.0)
+        self.height = max(h + t + b for h, (t, _, b, _) in zip(self._inner, self.pad))
+        return sum(self.widths), self.height
+
+    def paint(self, canv, x: float, top: float) -> None:
+        total = sum(self.widths)
+        if self.background is not None:
+            canv.setFillColor(self.background)
+            canv.rect(x, top - self.height, total, self.height, stroke=0, fill=1)
+        for rule, y in ((self.rule_above, top), (self.rule_below, top - self.height)):
+            if rule:
+                canv.setStrokeColor(rule[1])
+                canv.setLineWidth(rule[0])
+                canv.line(x, y, x + total, y)
+        cx = x
+        for cell, w, h, (t, _, b, lp) in zip(self.cells, self.widths, self._inner, self.pad):
+            if cell is not None:
+                shift = (self.height - t - b - h) / 2 if self.valign == "middle" else 0.0
+                cell.paint(canv, cx + lp, top - t - shift)
+            cx += w
+
+
+class Block(Flowable):
+    """A box in the platypus story or in a Table cell. A Text alone splits over pages line by line."""
+
+    def __init__(self, box, keep_with_next: bool = False):
+        super().__init__()
+        self.box, self.keepWithNext = box, keep_with_next
+
+    def wrap(self, availWidth, availHeight):
+        self.width, self.height = self.box.measure(availWidth)
+        self.width = availWidth
+        return self.width, self.height
+
+    def split(self, availWidth, availHeight):
+        box = self.box
+        if not isinstance(box, Text):
+            return []
+        box.measure(availWidth)
+        fit = int(availHeight // box.leading)
+        if fit < 1 or fit >= len(box._wrapped):
+            return []
+        return [Block(box.part(0, fit)), Block(box.part(fit))]
+
+    def draw(self):
+        self.box.paint(self.canv, 0, self.height)
