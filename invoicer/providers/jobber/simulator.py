@@ -29,6 +29,8 @@ What it reproduces:
 """
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import time
 import uuid
@@ -114,8 +116,12 @@ def schema():
     return built
 
 
+_ids = itertools.count(1001)
+
+
 def _gid(kind: str) -> str:
-    return f"Z2lkOi8vSm9iYmVyLyR7{kind}/{uuid.uuid4().hex[:10]}"
+    """An EncodedId as Jobber makes them: base64 of a global id (gid://Jobber/<Kind>/<n>)."""
+    return base64.b64encode(f"gid://Jobber/{kind}/{next(_ids)}".encode()).decode()
 
 
 @dataclass
