@@ -7,14 +7,12 @@ import json
 from decimal import Decimal
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from invoicer import db, hooks
 from invoicer.providers.jobber.simulator import JobberSimulator
 from invoicer.providers.simulate import Running
-from tests.conftest import ADMIN
-from tests.providers.accounting import make_ctx
+from tests.providers.dispatch import hook_api, rows
 from tests.providers.jobber import use_tenants
 
 URL = "/v1/hooks/jobber/acme-hvac"
@@ -28,27 +26,9 @@ def running():
 
 @pytest.fixture
 def api(clean, running, monkeypatch, tmp_path, published):
-    from cryptography.fernet import Fernet
-
-    from invoicer.ingress import create_app
-
-    sim = running.sim
-    sim.reset()
-    monkeypatch.setenv("INVOICER_CREDENTIALS_KEY", Fernet.generate_key().decode())
-    for k, v in sim.env().items():
-        monkeypatch.setenv(k, v)
-    use_tenants(monkeypatch, tmp_path, running.url)
-    ctx = make_ctx(tmp_path)
-    ctx.platform = "jobs"
-    ctx.credentials.put(sim.tokens())
-    with TestClient(create_app(), headers=ADMIN) as c:
-        c.sim, c.published = sim, published
+    with hook_api(running, monkeypatch, tmp_path, published,
+                  lambda: use_tenants(monkeypatch, tmp_path, running.url), "jobs") as c:
         yield c
-
-
-def rows(table):
-    with db.engine().connect() as conn:
-        return conn.execute(select(table)).all()
 
 
 def completed_visit(sim, **kw):
