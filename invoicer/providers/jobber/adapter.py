@@ -26,10 +26,9 @@ the job's invoices are looked up by it (also what find_invoice does after an unk
 """
 from __future__ import annotations
 
-import requests
-
 from ...errors import AuthFailed, MappingMissing, Rejected
 from .. import http
+from ..common import json_message
 from ..base import Created, Provider
 from ..bodytoken import ClientInBodyToken
 from ..jsonmoney import dumps, loads
@@ -43,19 +42,7 @@ API_VERSION = "2025-04-16"
 ACCESS_TTL = 3600
 
 
-def _message(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300]
-    if isinstance(body, dict):
-        if body.get("errors"):
-            return "; ".join(str(e.get("message")) for e in body["errors"] if isinstance(e, dict))
-        if body.get("error"):
-            return " ".join(str(x) for x in (body["error"], body.get("error_description")) if x)
-        if body.get("message"):
-            return str(body["message"])
-    return resp.text[:300]
+_message = json_message("message")
 
 
 @register

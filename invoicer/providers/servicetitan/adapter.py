@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 
 import requests
 
 from ...errors import AuthFailed, MappingMissing, Rejected
-from .. import http
+from .. import clientcreds, http
 from ..base import Created, Provider
-from ..common import cached_credential
 from ..jsonmoney import dumps, loads
 from ..ratelimit import within
 from ..registry import register
@@ -148,23 +146,8 @@ class ServiceTitan(Provider):
         return value
 
     def _token(self, refused: str | None = None) -> str:
-        creds = self.ctx.credentials
-        if not (creds.get() or {}).get("client_id"):
-            raise AuthFailed(f"no ServiceTitan client id and secret stored for {self.ctx.tenant} on {self.platform}: "
-                             f"invoicer credentials set {self.ctx.tenant} {self.platform}")
-
-        def make(current: dict | None) -> dict:
-            try:
-                resp = http.call("POST", self.token_url, slug=SLUG, message=_message, headers={"Accept": "application/json"},
-                                 data={"grant_type": "client_credentials", "client_id": current["client_id"],
-                                       "client_secret": current["client_secret"]})
-            except Rejected as exc:  # invalid_client: the tenant disconnected the app or the secret changed
-                raise AuthFailed(f"ServiceTitan refused the tenant's client credentials ({exc})", status=exc.status) from None
-            token = resp.json()
-            return {**current, "access_token": token["access_token"],
-                    "expires_at": time.time() + float(token.get("expires_in") or 900)}
-
-        return cached_credential(creds, "access_token", make, refused)
+        return clientcreds.token(self.ctx, slug=SLUG, vendor="ServiceTitan", url=self.token_url, message=_message,
+                                 refused=refused)
 
     def _call(self, method: str, path: str, body: dict | None = None, params: dict | None = None) -> dict:
         data = dumps(body).encode() if body is not None else None
