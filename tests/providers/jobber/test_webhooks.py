@@ -135,3 +135,37 @@ def test_a_job_jobber_no_longer_has_fails_the_hook_with_the_reason(api):
     hooks.fail(hook_id, caught.value)
     [hook] = rows(db.hook_deliveries)
     assert hook.status == "failed" and "no visit" in hook.error and rows(db.events) == []
+
+
+def test_the_task_publishes_the_event_or_records_why_it_cannot(api):
+    from invoicer.tasks.hooks import process_hook
+
+    ids = completed_visit(api.sim)
+    body, headers = api.sim.webhook("VISIT_COMPLETE", ids["visits"][0])
+    good = api.post(URL, content=body, headers=headers).json()["hook_id"]
+    body, headers = api.sim.webhook("VISIT_COMPLETE", "Z2lkOi8vSm9iYmVyL1Zpc2l0LzQwNA==")
+    gone = api.post(URL, content=body, headers=headers).json()["hook_id"]
+    process_hook.apply((good,))
+    process_hook.apply((gone,))
+    assert [name for name, _ in api.published][-1] == "invoicer.ingest.process"
+    status = {r.id: r.status for r in rows(db.hook_deliveries)}
+    assert status == {good: "processed", gone: "failed"}
+    with db.engine().connect() as conn:
+        failed = conn.execute(select(db.audit_log).where(db.audit_log.c.action == "hook_failed")).one()
+    assert failed.detail["hook_id"] == gone and "Rejected" in failed.detail["error"]
+
+
+def test_a_hook_whose_task_was_lost_is_found_for_the_sweep(api):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    ids = completed_visit(api.sim)
+    body, headers = api.sim.webhook("VISIT_COMPLETE", ids["visits"][0])
+    hook_id = api.post(URL, content=body, headers=headers).json()["hook_id"]
+    assert hooks.stalled(60) == []
+    with db.engine().begin() as conn:
+        conn.execute(update(db.hook_deliveries).values(received_at=db.utcnow() - timedelta(minutes=5)))
+    assert hooks.stalled(60) == [hook_id]
+    hooks.process(hook_id)
+    assert hooks.stalled(60) == []
