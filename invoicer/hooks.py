@@ -69,6 +69,8 @@ def receive(source: str, tenant_slug: str, headers: dict[str, str], body: bytes)
         return _answer(401, "bad_signature", "missing, invalid or stale webhook signature")
     try:
         payload = json.loads(body.decode("utf-8"))
+        if not isinstance(payload, dict):
+            raise ValueError("body: must be a JSON object")
         delivery = handler.identify(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _answer(422, "invalid_json", [{"field": "body", "reason": f"not valid UTF-8 JSON: {exc}"}])

@@ -169,3 +169,11 @@ def test_a_hook_whose_task_was_lost_is_found_for_the_sweep(api):
     assert hooks.stalled(60) == [hook_id]
     hooks.process(hook_id)
     assert hooks.stalled(60) == []
+
+
+def test_a_signed_body_that_is_not_an_object_is_422(api):
+    from invoicer.providers.inbound import sign
+
+    body = b'["not", "an", "object"]'
+    r = api.post(URL, content=body, headers={"X-Jobber-Hmac-SHA256": sign(api.sim.client_secret, body, "base64")})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body" and rows(db.hook_deliveries) == []
