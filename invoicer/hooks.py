@@ -17,6 +17,7 @@ import json
 import re
 import time
 from importlib import import_module
+
 from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
@@ -36,9 +37,12 @@ def inbound(source: str) -> Inbound | None:
     """The source's webhook handler, or None when no provider package takes webhooks by that name."""
     if not _SLUG.match(source):
         return None
+    name = f"invoicer.providers.{source}.webhooks"
     try:
-        module = import_module(f"invoicer.providers.{source}.webhooks")
-    except ModuleNotFoundError:
+        module = import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (name, f"invoicer.providers.{source}"):
+            raise  # a broken package, not an unknown source
         return None
     cls = getattr(module, "INBOUND", None)
     return cls() if cls is not None else None
