@@ -49,6 +49,9 @@ class Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
     secret_env: str | None = None
     unsigned: bool = False
+    # a dispatch system's webhook (POST /v1/hooks/<slug>/<tenant>, invoicer.hooks): the options of its API
+    # the job is fetched from, where the tenant has no platform entry for it (FieldEdge), or beside that entry
+    fetch: dict = {}
 
     @model_validator(mode="after")
     def _one(self):

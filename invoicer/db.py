@@ -208,6 +208,26 @@ local_ledger = Table(  # the built-in `local` platform's own books (it stands in
 )
 
 
+hook_deliveries = Table(  # a dispatch system's own webhook (Jobber, ServiceTitan, FieldEdge), raw as received
+    "hook_deliveries", metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("source", String(32), nullable=False),  # the vendor's slug
+    Column("delivery_key", String(256), nullable=False),  # the vendor's identity of the event: redeliveries share it
+    Column("topic", String(64), nullable=False),
+    Column("item_id", String(128), nullable=False),  # the vendor's id of what changed (visit, job, work order)
+    Column("body", Text, nullable=False),  # the raw body, exactly as received and verified
+    Column("status", String(16), nullable=False, default="received"),  # received | processed | ignored | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("event_pk", ForeignKey("events.id")),  # the v1 event it was mapped to
+    Column("error", Text),
+    _ts("received_at", nullable=False, default=utcnow),
+    _ts("processed_at"),
+    UniqueConstraint("tenant", "source", "delivery_key", name="uq_hook_deliveries_identity"),
+    Index("ix_hook_deliveries_status_received", "status", "received_at"),
+)
+
+
 def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

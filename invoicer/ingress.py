@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from standardwebhooks import Webhook
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, db, documents, dlq, logs, metrics, pipeline
+from . import __version__, db, documents, dlq, hooks, logs, metrics, pipeline
 from .errors import AuthFailed, Rejected
 from .providers import registry
 from .config import ConfigError, settings, tenants
@@ -290,6 +290,17 @@ def create_app() -> FastAPI:
     @app.post("/v1/webhooks/{provider}")
     async def provider_webhook(provider: str, request: Request):
         return await platform_webhook(provider, None, request)
+
+    @app.post("/v1/hooks/{source}/{tenant}", status_code=202, responses={
+        200: {"description": "a redelivery of a stored webhook; nothing new is enqueued"},
+        401: {"description": "bad, missing or stale vendor signature"}, 404: {"description": "no such source"}})
+    async def dispatch_hook(source: str, tenant: str, request: Request):
+        """A dispatch system's own webhook (Jobber, ServiceTitan, FieldEdge): invoicer.hooks."""
+        body = await _read_body(request, cfg.max_body_bytes)
+        if body is None:
+            return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
+        status, answer = await run_in_threadpool(hooks.receive, source, tenant, dict(request.headers), body)
+        return JSONResponse(answer, status_code=status)
 
     @app.get("/v1/jobs/{tenant}/{job_id}")
     async def get_job(tenant: str, job_id: str, request: Request):

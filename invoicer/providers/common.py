@@ -105,6 +105,27 @@ def cached_credential(creds, name: str, make: Callable[[dict | None], dict], ref
     return creds.refresh(good, make)[name]
 
 
+def json_message(*keys: str) -> Callable:
+    """A `message` for http.call: a JSON error body's GraphQL-style `errors[].message`, else the first of `keys`
+    it has (an OAuth `error` with its `error_description`), else the body's first 300 characters."""
+    def message(resp) -> str:
+        try:
+            body = resp.json()
+        except ValueError:
+            return resp.text[:300]
+        if isinstance(body, dict):
+            if isinstance(body.get("errors"), list) and body["errors"]:
+                return "; ".join(str(e.get("message")) for e in body["errors"] if isinstance(e, dict))[:300]
+            if body.get("error"):
+                return " ".join(str(x) for x in (body["error"], body.get("error_description")) if x)[:300]
+            for key in keys:
+                if body.get(key):
+                    return str(body[key])[:300]
+        return resp.text[:300]
+
+    return message
+
+
 def check_decimals(doc: dict, vendor: str, places: int) -> None:
     """Rejected for an invoice whose amounts need more decimals than the platform keeps."""
     if money.minor_unit(doc["currency"]) <= places:

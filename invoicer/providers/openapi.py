@@ -1,4 +1,4 @@
-"""Request bodies checked against a vendor's OpenAPI 3.0 (or Swagger 2.0) JSON spec (simulators and contract tests only).
+"""Request bodies checked against a vendor's OpenAPI 3.0 spec (JSON or YAML) or Swagger 2.0 (simulators and contract tests only).
 
 The specs live in ../shared/vendor-specs/ beside the repository; the product runs without them, and
 then nothing is checked (`validator` answers None). Needs the test extras (jsonschema,
@@ -17,7 +17,12 @@ SPECS = Path(__file__).resolve().parents[3] / "shared" / "vendor-specs"
 @lru_cache(maxsize=8)
 def _components(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
-        spec = json.load(fh)
+        if path.endswith((".yml", ".yaml")):  # ServiceTitan's definitions are YAML
+            import yaml
+
+            spec = yaml.safe_load(fh)
+        else:
+            spec = json.load(fh)
     if "components" in spec:
         return spec["components"]
     return {"schemas": spec.get("definitions") or {}}  # Swagger 2.0 (DocuSign): the same schemas, elsewhere

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import logs, pipeline
 from . import redrive, task
+from .hooks import redrive_stalled
 
 log = logs.get("invoicer.sweeper")
 
@@ -10,6 +11,7 @@ log = logs.get("invoicer.sweeper")
 @task("invoicer.beat.sweep", "beat")
 def sweep(self) -> dict:
     found = redrive(*pipeline.stalled())
+    found["hooks"] = redrive_stalled()
     if any(found.values()):
         log.warning("sweep.redrove", **found)
     return found
