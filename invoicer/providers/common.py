@@ -8,7 +8,7 @@ import threading
 import time
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import money
 from ..errors import MappingMissing, Rejected
@@ -105,14 +105,11 @@ def cached_credential(creds, name: str, make: Callable[[dict | None], dict], ref
     return creds.refresh(good, make)[name]
 
 
-def json_message(*keys: str) -> Callable:
-    """A `message` for http.call: a JSON error body's GraphQL-style `errors[].message`, else the first of `keys`
-    it has (an OAuth `error` with its `error_description`), else the body's first 300 characters."""
-    def message(resp) -> str:
-        try:
-            body = resp.json()
-        except ValueError:
-            return resp.text[:300]
+def error_text(*keys: str) -> Callable[[Any, str], str]:
+    """A vendor's `text(body, fallback)` for http.json_message: a JSON error body's GraphQL-style
+    `errors[].message`, else an OAuth `error` with its `error_description`, else the first of `keys` it
+    has, else the body's first 300 characters."""
+    def text(body, fallback: str) -> str:
         if isinstance(body, dict):
             if isinstance(body.get("errors"), list) and body["errors"]:
                 return "; ".join(str(e.get("message")) for e in body["errors"] if isinstance(e, dict))[:300]
@@ -121,9 +118,9 @@ def json_message(*keys: str) -> Callable:
             for key in keys:
                 if body.get(key):
                     return str(body[key])[:300]
-        return resp.text[:300]
+        return fallback[:300]
 
-    return message
+    return text
 
 
 def check_decimals(doc: dict, vendor: str, places: int) -> None:

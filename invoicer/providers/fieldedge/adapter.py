@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ...errors import AuthFailed
 from .. import clientcreds, http
-from ..common import json_message
+from ..common import error_text
 from ..base import Provider
 from ..jsonmoney import loads
 from ..ratelimit import within
@@ -27,7 +27,7 @@ SLUG = t.SLUG
 DEFAULT_BASE = "https://api.fieldedge.com"
 
 
-_message = json_message("message")
+_message = http.json_message(error_text("message"))
 
 
 @register

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ...errors import AuthFailed, MappingMissing, Rejected
 from .. import http
-from ..common import json_message
+from ..common import error_text
 from ..base import Created, Provider
 from ..bodytoken import ClientInBodyToken
 from ..jsonmoney import dumps, loads
@@ -42,7 +42,7 @@ API_VERSION = "2025-04-16"
 ACCESS_TTL = 3600
 
 
-_message = json_message("message")
+_message = http.json_message(error_text("message"))
 
 
 @register
