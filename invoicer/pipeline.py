@@ -41,6 +41,25 @@ class Ctx:
     tenant: str = ""
     platform: str = ""
     last_error: str | None = None
+    delivery_id: int | None = None
+
+    def reserve(self, name: str, make=None) -> str | None:
+        """A value kept on this delivery across its attempts (an id the vendor reserved for it): the one
+        stored, else make()'s, stored before it is used; the first copy to store one wins. `make`
+        None: only look."""
+        d = db.deliveries.c
+        with self.engine.connect() as conn:
+            held = (conn.execute(select(d.detail).where(d.id == self.delivery_id)).scalar() or {}).get("reserved", {})
+        if name in held or make is None:
+            return held.get(name)
+        value = make()
+        with self.engine.begin() as conn:
+            detail = conn.execute(select(d.detail).where(d.id == self.delivery_id).with_for_update()).scalar() or {}
+            reserved = detail.get("reserved", {})
+            if name not in reserved:
+                conn.execute(update(db.deliveries).where(d.id == self.delivery_id).values(
+                    detail={**detail, "reserved": {**reserved, name: value}}))
+            return reserved.get(name, value)
 
     @property
     def credentials(self):
@@ -225,7 +244,7 @@ def run_delivery(delivery_id: int) -> Outcome:
         doc = load_invoice(conn, row.invoice_id)
     tenant = tenants()[doc["tenant"]]
     ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts, tenant=doc["tenant"], platform=row.target,
-              last_error=row.last_error)
+              last_error=row.last_error, delivery_id=row.id)
     started = time.monotonic()
     if (row.kind == "invoice" and row.attempts == 1 and registry.has(row.provider, "create_batch")
             and not tenant.platforms[row.target].model_dump().get("send")):  # batches are create-only
