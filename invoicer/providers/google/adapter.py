@@ -164,6 +164,7 @@ class Drive(_Google):
 
     @classmethod
     def check_options(cls, options: dict, name: str) -> list[str]:
+        name = f"platforms.{name}"
         problems = _common_problems(options, name)
         share = options.get("share", "none")
         if share not in ("none", "anyone", "domain", None):

@@ -144,7 +144,7 @@ def test_drive_errors(sim):
 
 def test_options_are_checked():
     assert Drive.check_options({"service_account_env": "K", "user": "a@b.c", "link_in_messages": True}, "d") == [
-        "d.link_in_messages: the customer cannot open an unshared file; set share"]
+        "platforms.d.link_in_messages: the customer cannot open an unshared file; set share"]
     assert Drive.check_options({"service_account_env": "K", "user": "a@b.c", "name": "{nope}.pdf"}, "d")
     assert Gmail.check_options({}, "channels.email") == [
         "channels.email.service_account_env: name the environment variable with the service account key",
