@@ -25,7 +25,7 @@ Drive platform options (tenants file, `platforms.<name>: {provider: drive, ...}`
   base_url             API root (default https://www.googleapis.com)
 
 Sent once: our Message-ID is derived from the delivery key; after an attempt whose outcome is unknown
-the next one searches the user's mailbox (`messages.list?q=rfc822msgid:<id>`) and records the message
+(a timeout, a connection lost after sending, a 5xx, a worker killed mid-send) the next one searches the user's mailbox (`messages.list?q=rfc822msgid:<id>`) and records the message
 it finds instead of sending a second copy. Filed once: the file id is reserved with `files.generateIds`
 and kept on the delivery before the upload; a retry uploads under the same id, and Drive answers 409
 when an earlier attempt made it, so the file is read back instead.
@@ -36,7 +36,7 @@ from datetime import date
 
 import requests
 
-from invoicer.errors import MappingMissing, ProviderError, Rejected, Unavailable
+from invoicer.errors import MappingMissing, OutcomeUnknown, ProviderError, Rejected, Unavailable
 from invoicer.providers import http
 from invoicer.providers.base import Created, Message, Provider, Sent
 from invoicer.providers.google import transform
@@ -136,8 +136,15 @@ class Gmail(_Google):
     def send_email(self, message: Message) -> Sent:
         user = self._user()
         raw = transform.mime(message, self.options, user)
-        resp = self._call("POST", "/upload/gmail/v1/users/me/messages/send", what="messages.send", cost=SEND_UNITS,
-                          params={"uploadType": "media"}, data=raw, headers={"Content-Type": "message/rfc822"})
+        try:
+            resp = self._call("POST", "/upload/gmail/v1/users/me/messages/send", what="messages.send",
+                              cost=SEND_UNITS, params={"uploadType": "media"}, data=raw,
+                              headers={"Content-Type": "message/rfc822"})
+        except Unavailable as exc:
+            if exc.status is None or exc.status < 500 or isinstance(exc, OutcomeUnknown):
+                raise
+            # a 5xx may come after Gmail took the message: the next attempt searches before sending
+            raise OutcomeUnknown(f"{exc}; it may have been sent", status=exc.status) from exc
         body = resp.json()
         return Sent(external_id=str(body["id"]), detail={"thread_id": body.get("threadId"),
                                                          "message_id": transform.message_id(message, self.options,

@@ -5,9 +5,11 @@ from datetime import date
 
 import pytest
 
-from invoicer.errors import AuthFailed, RateLimited, Rejected, Unavailable
+from invoicer.errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected, Unavailable
 from invoicer.providers.base import Message
 from invoicer.providers.google.adapter import Drive, Gmail
+
+from ...conftest import free_port
 
 MSG = Message(key="acme-hvac-J-1-1-email-customer-abc", to="huong@example.com", subject="Invoice INV-1",
               text="Hello\n", html="<p>Hello</p>", attachment=("INV-1.pdf", b"%PDF-1.7 test"), tenant="acme-hvac")
@@ -88,9 +90,12 @@ def test_google_errors_are_typed(sim):
     with pytest.raises(RateLimited, match="userRateLimitExceeded"):
         gmail.send_email(MSG)
     sim.inject("500")
-    with pytest.raises(Unavailable):
+    with pytest.raises(OutcomeUnknown, match="may have been sent"):  # Gmail may have taken it: search first
         gmail.send_email(MSG)
     assert sim.messages == {}
+    with pytest.raises(Unavailable) as refused:
+        Gmail(sim.channel(f"http://127.0.0.1:{free_port()}"), None).send_email(MSG)
+    assert not isinstance(refused.value, OutcomeUnknown)  # nothing reached Gmail
 
 
 def test_gmail_quota_is_spent_in_units_through_the_shared_limiter(sim):

@@ -42,6 +42,44 @@ def test_gmail_after_a_lost_answer_finds_its_message_and_sends_no_second_copy(cl
     assert len(searches) == 1
 
 
+class Killed(BaseException):
+    """The worker process dying between Gmail taking the message and our recording it."""
+
+
+def test_gmail_after_a_worker_died_mid_send_finds_its_message(clean, sim, monkeypatch, tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from invoicer import pipeline
+    from invoicer.providers.google.adapter import Gmail
+
+    use(monkeypatch, tmp_path, sim)
+    real = Gmail.send_email
+
+    def send_then_die(self, message):
+        real(self, message)
+        raise Killed
+
+    monkeypatch.setattr(Gmail, "send_email", send_then_die)
+    with pytest.raises(Killed):
+        run_job()
+    monkeypatch.setattr(Gmail, "send_email", real)
+    d = db.deliveries.c
+    with db.engine().begin() as conn:  # the dead worker's lease runs out
+        [email_id] = conn.execute(update(db.deliveries).where(d.kind == "email", d.status == "running").values(
+            claimed_until=db.utcnow() - timedelta(seconds=1)).returning(d.id)).scalars().all()
+    pipeline.run_delivery(email_id)
+    [row] = [r for r in deliveries(messages_invoice(email_id)) if r.kind == "email"]
+    assert row.status == "done" and row.attempts == 2 and row.detail["found_existing"] is True
+    assert len(sim.messages) == 1 and row.external_id == next(iter(sim.messages))
+
+
+def messages_invoice(delivery_id: int) -> int:
+    with db.engine().connect() as conn:
+        return conn.execute(select(db.deliveries.c.invoice_id).where(db.deliveries.c.id == delivery_id)).scalar_one()
+
+
 def test_a_gmail_rate_limit_is_waited_out_without_spending_an_attempt(clean, sim, monkeypatch, tmp_path):
     use(monkeypatch, tmp_path, sim)
     sim.inject("429")
