@@ -46,7 +46,9 @@ class Ctx:
     def reserve(self, name: str, make=None) -> str | None:
         """A value kept on this delivery across its attempts (an id the vendor reserved for it): the one
         stored, else make()'s, stored before it is used; the first copy to store one wins. `make`
-        None: only look."""
+        None: only look. Without a delivery (a provider used outside the pipeline) nothing is kept."""
+        if self.delivery_id is None:
+            return make() if make is not None else None
         d = db.deliveries.c
         with self.engine.connect() as conn:
             held = (conn.execute(select(d.detail).where(d.id == self.delivery_id)).scalar() or {}).get("reserved", {})
