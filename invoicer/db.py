@@ -92,7 +92,7 @@ invoices = Table(
     Column("tax", Money, nullable=False),
     Column("total", Money, nullable=False),
     Column("event_pk", ForeignKey("events.id"), nullable=False),  # the job data it was priced from
-    Column("stage", String(16), nullable=False, default="platforms"),  # platforms | render | notify | done
+    Column("stage", String(16), nullable=False, default="platforms"),  # platforms | render | filing | notify | done
     Column("amount_paid", Money, nullable=False, default=0, server_default="0"),  # as payment platforms report it
     _ts("paid_at"),
     _ts("created_at", nullable=False, default=utcnow),

@@ -251,10 +251,12 @@ def link(pdf_row) -> str | None:
                                now=rendered.timestamp())
 
 
-def compose(row, doc: dict, tenant: Tenant, pdf_row, var_dir: Path, kind: str | None = None) -> Message:
-    """The message for one delivery row: its template rendered, the PDF attached where it should be."""
+def compose(row, doc: dict, tenant: Tenant, pdf_row, var_dir: Path, kind: str | None = None,
+            pdf_url: str | None = None) -> Message:
+    """The message for one delivery row: its template rendered, the PDF attached where it should be;
+    `pdf_url` stands in for our signed link (a filing platform's own link, Drive `link_in_messages`)."""
     kind = kind or ("invoice" if row.target == "customer" else "finance")
-    url = link(pdf_row)
+    url = pdf_url or link(pdf_row)
     attachment = None
     if row.kind == "email" and pdf_row is not None and (pdf_row.detail or {}).get("path") \
             and (row.target == "finance" or tenant.channels.pdf == "attach"):

@@ -41,6 +41,27 @@ class Ctx:
     tenant: str = ""
     platform: str = ""
     last_error: str | None = None
+    delivery_id: int | None = None
+
+    def reserve(self, name: str, make=None) -> str | None:
+        """A value kept on this delivery across its attempts (an id the vendor reserved for it): the one
+        stored, else make()'s, stored before it is used; the first copy to store one wins. `make`
+        None: only look. Without a delivery (a provider used outside the pipeline) nothing is kept."""
+        if self.delivery_id is None:
+            return make() if make is not None else None
+        d = db.deliveries.c
+        with self.engine.connect() as conn:
+            held = (conn.execute(select(d.detail).where(d.id == self.delivery_id)).scalar() or {}).get("reserved", {})
+        if name in held or make is None:
+            return held.get(name)
+        value = make()
+        with self.engine.begin() as conn:
+            detail = conn.execute(select(d.detail).where(d.id == self.delivery_id).with_for_update()).scalar() or {}
+            reserved = detail.get("reserved", {})
+            if name not in reserved:
+                conn.execute(update(db.deliveries).where(d.id == self.delivery_id).values(
+                    detail={**detail, "reserved": {**reserved, name: value}}))
+            return reserved.get(name, value)
 
     @property
     def credentials(self):
@@ -225,7 +246,7 @@ def run_delivery(delivery_id: int) -> Outcome:
         doc = load_invoice(conn, row.invoice_id)
     tenant = tenants()[doc["tenant"]]
     ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts, tenant=doc["tenant"], platform=row.target,
-              last_error=row.last_error)
+              last_error=row.last_error, delivery_id=row.id)
     started = time.monotonic()
     if (row.kind == "invoice" and row.attempts == 1 and registry.has(row.provider, "create_batch")
             and not tenant.platforms[row.target].model_dump().get("send")):  # batches are create-only
@@ -414,12 +435,25 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
     def move(to):
         conn.execute(update(db.invoices).where(db.invoices.c.id == invoice_id).values(stage=to))
 
-    if inv.stage == "platforms" and complete({"invoice"}):
+    current = inv.stage
+    if current == "platforms" and complete({"invoice"}):
         move("render")
         doc = load_invoice(conn, invoice_id)
         return [i for i in [_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision,
                                           "pdf", "pdf", "local")] if i]
-    if inv.stage == "render" and complete({"pdf"}):
+    if current == "render" and complete({"pdf"}):
+        # a filing whose link stands in for ours in the messages (Drive `link_in_messages`) runs first
+        first = [(name, p.provider) for name, p in tenants()[inv.tenant].platforms.items()
+                 if registry.has(p.provider, "attach_pdf") and p.model_dump().get("link_in_messages")]
+        if first:
+            move("filing")
+            doc = load_invoice(conn, invoice_id)
+            ids = [i for i in (_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision, "invoice",
+                                             *f) for f in first) if i]
+            if ids:
+                return ids
+        current = "filing"
+    if current == "filing" and complete({"invoice"}):
         move("notify")
         doc = load_invoice(conn, invoice_id)
         tenant = tenants()[inv.tenant]
@@ -432,7 +466,7 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
             return ids
         stage = "notify"  # every channel was skipped: nothing to wait for
     else:
-        stage = inv.stage
+        stage = current
     if stage == "notify" and complete(set(MESSAGES) | {"invoice"}):  # CRMs (attach_pdf) run beside messages
         move("done")
         now = db.utcnow()
@@ -550,6 +584,8 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     d, a = db.deliveries.c, db.attempts.c
     with ctx.engine.connect() as conn:
         pdf_row = conn.execute(select(db.deliveries).where(d.invoice_id == row.invoice_id, d.kind == "pdf")).first()
+        filed = conn.execute(select(d.target, d.url).where(d.invoice_id == row.invoice_id, d.kind == "invoice",
+                                                           d.status == "done", d.url.is_not(None))).all()
         unknown = 0
         if row.attempts > 1:
             since = (row.detail or {}).get("resend_after_attempt", 0)  # a person settled the earlier ones
@@ -558,7 +594,9 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
             # an answer lost on the way, or an attempt that never recorded its end (a worker killed
             # mid-send): either may have sent the message
             unknown = lost + max(0, row.attempts - 1 - recorded)
-    message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir)
+    pdf_url = next((url for target, url in filed if target in tenant.platforms
+                    and tenant.platforms[target].model_dump().get("link_in_messages")), None)  # Drive's link
+    message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir, pdf_url=pdf_url)
     provider = registry.get(row.provider)(notify.channel_options(tenant, row.kind), ctx)
     if unknown:
         if (row.detail or {}).get("events"):  # the vendor's own status event already named it: it went

@@ -44,13 +44,15 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or 1)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local wait = tat - tolerance - now
+-- a request that costs `cost` units takes `cost` intervals (Gmail: a send is 100 quota units)
+local wait = tat + interval * (cost - 1) - tolerance - now
 -- rounded up: Redis truncates a Lua number reply to an integer, and a wait of 0.5 ms read as 0
 -- would let the caller through without its slot being taken
 if wait > 0 then return math.ceil(wait) end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat + interval - now + 1000))
+redis.call('SET', KEYS[1], tat + interval * cost, 'PX', math.ceil(tat + interval * cost - now + 1000))
 return 0
 """
 
@@ -77,28 +79,29 @@ class Limiter:
         self._local: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def _wait_ms(self, key: str, rate: Rate) -> float:
+    def _wait_ms(self, key: str, rate: Rate, cost: int = 1) -> float:
         tolerance = (rate.burst or rate.count) * rate.interval_ms - rate.interval_ms
         if self.redis is not None:
-            return float(self._gcra(keys=[key], args=[rate.interval_ms, tolerance]))
+            return float(self._gcra(keys=[key], args=[rate.interval_ms, tolerance, cost]))
         with self._lock:
             now = time.monotonic() * 1000
             tat = max(self._local.get(key, now), now)
-            wait = tat - tolerance - now
+            wait = tat + rate.interval_ms * (cost - 1) - tolerance - now
             if wait <= 0:
-                self._local[key] = tat + rate.interval_ms
+                self._local[key] = tat + rate.interval_ms * cost
             return max(0.0, wait)
 
     @contextmanager
     def slot(self, key: str, rates: list[Rate], concurrency: int | None = None, lease: float = 60,
-             max_wait: float = 20):
-        """Hold one request's worth of every rate (and a concurrency slot) for `key`."""
+             max_wait: float = 20, cost: int = 1):
+        """Hold one request's worth of every rate (and a concurrency slot) for `key`; a request that
+        costs `cost` units (a rate counted in quota units, as Gmail's) takes that many."""
         start = time.monotonic()
         deadline = start + max_wait
         waited = False
         try:
             for i, rate in enumerate(rates):
-                while (wait := self._wait_ms(f"{self.prefix}{key}:r{i}", rate)) > 0:
+                while (wait := self._wait_ms(f"{self.prefix}{key}:r{i}", rate, cost)) > 0:
                     if time.monotonic() + wait / 1000 > deadline:
                         raise Throttled(f"{key}: over {rate.count} per {rate.per:g} s", retry_after=wait / 1000)
                     waited = True

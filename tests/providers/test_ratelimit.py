@@ -27,6 +27,17 @@ def test_a_full_window_goes_at_once_then_it_waits(limiter):
     assert 5000 < limiter._wait_ms("t:burst", rate) <= 6000
 
 
+def test_a_request_can_cost_many_units(limiter):
+    """Gmail counts quota units: 1,000 a minute with a burst of 300, a send costs 100. Three sends go at
+    once, the fourth would wait for 100 units (6 s) and takes nothing, so a cheap look-up (5 units) waits
+    only 0.3 s; without Redis the same arithmetic holds in the process."""
+    rate = Rate(1000, 60, burst=300)
+    for lim in (limiter, Limiter(None)):
+        assert [lim._wait_ms("t:units", rate, 100) for _ in range(3)] == [0] * 3
+        assert 5900 < lim._wait_ms("t:units", rate, 100) <= 6000
+        assert 250 < lim._wait_ms("t:units", rate, 5) <= 300
+
+
 def test_threads_share_one_budget(limiter):
     """Four threads, 20 requests, 10/s with a burst of 1: never more than one request per 0.1 s window."""
     stamps, lock = [], threading.Lock()

@@ -1,0 +1,1 @@
+"""Google Workspace: Gmail as an email channel (`gmail`), Drive for filing the PDFs (`drive`)."""
