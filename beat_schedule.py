@@ -9,4 +9,10 @@ def schedule(cfg) -> dict:
             "schedule": cfg.sweep_interval,
             "options": {"queue": "beat", "expires": cfg.sweep_interval},
         },
+        # reminders due by now, made into deliveries exactly once (invoicer/reminders.py)
+        "reminders": {
+            "task": "invoicer.beat.reminders",
+            "schedule": cfg.reminder_interval,
+            "options": {"queue": "beat", "expires": cfg.reminder_interval},
+        },
     }

@@ -389,7 +389,7 @@ def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
               invoice_id=row.invoice_id, delivery_id=row.id, kind=row.kind, target=row.target,
               attempt=row.attempts, error=type(exc).__name__, reason=str(exc)[:200],
               **({"retry_in_s": round(delay, 2)} if retry else {}))
-        if not retry:
+        if not retry and not row.target.startswith("reminder:"):  # a dead reminder does not undo a done job
             conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(state="failed"))
     if not throttled:
         metrics.PROVIDER_ERRORS.labels(row.provider, type(exc).__name__).inc()
@@ -548,6 +548,13 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     look the message up at the vendor (find_message); a channel that cannot look sends again only if
     it is at-least-once by design (resend_after_unknown), else the delivery waits for a person (review)."""
     d, a = db.deliveries.c, db.attempts.c
+    template = None
+    if row.target.startswith("reminder:"):  # paid, paused, voided, opted out or quiet hours: look again now
+        from . import reminders
+
+        stop, template, doc = reminders.gate(row, doc, tenant)
+        if stop:
+            return stop
     with ctx.engine.connect() as conn:
         pdf_row = conn.execute(select(db.deliveries).where(d.invoice_id == row.invoice_id, d.kind == "pdf")).first()
         unknown = 0
@@ -557,7 +564,7 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
             # an answer lost on the way, or an attempt that never recorded its end (a worker killed
             # mid-send): either may have sent the message
             unknown = lost + max(0, row.attempts - 1 - recorded)
-    message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir)
+    message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir, template)
     provider = registry.get(row.provider)(notify.channel_options(tenant, row.kind), ctx)
     if unknown:
         if (row.detail or {}).get("events"):  # the vendor's own status event already named it: it went
@@ -573,6 +580,8 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
                                               "asked; not sent again: check the recipient's copy"}}
     send = {"email": provider.send_email, "sms": provider.send_sms, "slack": provider.send_chat}[row.kind]
     sent = send(message)
+    if template:
+        metrics.REMINDERS.labels(row.target.removeprefix("reminder:")).inc()
     return {"external_id": sent.external_id, "detail": {"status": "sent", **sent.detail}}
 
 

@@ -18,7 +18,8 @@ QUEUES = ("ingest", "invoices", "render", "notify", "beat")
 
 def make_app() -> Celery:
     cfg = settings()
-    app = Celery("invoicer", broker=cfg.broker_url, include=["invoicer.tasks.pipeline", "invoicer.tasks.sweeper"])
+    app = Celery("invoicer", broker=cfg.broker_url, include=["invoicer.tasks.pipeline", "invoicer.tasks.sweeper",
+                                                           "invoicer.tasks.reminders"])
     options = {"visibility_timeout": cfg.visibility_timeout}
     if cfg.broker_url.startswith("filesystem"):  # the embedded broker: folders under var/
         folder = str(cfg.var_dir / "broker")
