@@ -15,4 +15,10 @@ def schedule(cfg) -> dict:
             "schedule": cfg.reminder_interval,
             "options": {"queue": "beat", "expires": cfg.reminder_interval},
         },
+        # payment status asked of platforms that send no webhooks (invoicer/payments.py)
+        "payments": {
+            "task": "invoicer.beat.payments",
+            "schedule": cfg.payment_poll_every,
+            "options": {"queue": "beat", "expires": cfg.payment_poll_every},
+        },
     }

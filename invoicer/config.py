@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     task_events: bool = False  # Celery task events; Flower enables them itself while it runs
     api_token: str | None = None  # when set, GET /v1/jobs/... needs "Authorization: Bearer <token>"
     reminder_interval: float = Field(60.0, gt=0)  # seconds between beat's reminder fan-outs
+    payment_poll_every: float = Field(300.0, gt=0)  # seconds between beat's payment-status selections
+    payment_poll_interval: float = Field(3600.0, gt=0)  # an open invoice is asked about at most this often
+    payment_poll_batch: int = Field(50, gt=0)  # invoices asked about per platform per selection
 
 
 class Source(BaseModel):

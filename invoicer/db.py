@@ -188,6 +188,14 @@ reminder_optouts = Table(  # customers who asked for no reminders
     UniqueConstraint("tenant", "customer_id", name="uq_reminder_optouts_identity"),
 )
 
+payment_polls = Table(  # when a platform without payment webhooks was last asked about an invoice
+    "payment_polls", metadata,
+    Column("delivery_id", ForeignKey("deliveries.id"), primary_key=True),  # the invoice on that platform
+    _ts("polled_at", nullable=False),
+    Column("outcome", String(16)),  # unpaid | partial | paid | error
+    Column("last_error", Text),
+)
+
 counters = Table(
     "counters", metadata,
     Column("tenant", String(64), primary_key=True),

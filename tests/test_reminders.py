@@ -36,11 +36,12 @@ def at(days: int, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(DUE + timedelta(days=days), time(hour, minute), tzinfo=NY).astimezone(UTC)
 
 
-def invoice(monkeypatch, tmp_path, cadence=None, channels=None, templates=None, **customer) -> int:
+def invoice(monkeypatch, tmp_path, cadence=None, channels=None, templates=None, platforms=None, **customer) -> int:
     """acme-hvac with a cadence; one job run to its end; its invoice moved to a due date in the past."""
     use_tenants(monkeypatch, tmp_path, {"acme-hvac": {
         "name": "Acme", "channels": {"customer": ["email"], **(channels or {})},
-        "templates": templates or LATE, "reminders": cadence or CADENCE}})
+        "templates": templates or LATE, "reminders": cadence or CADENCE,
+        **({"platforms": platforms} if platforms else {})}})
     invoice_id = run_job(**customer)
     with db.engine().begin() as conn:
         conn.execute(update(db.invoices).where(db.invoices.c.id == invoice_id).values(
@@ -392,3 +393,44 @@ def test_preview_lists_what_would_be_sent_and_to_whom(clean, monkeypatch, tmp_pa
     assert main(["reminders", "preview", "--tenant", "acme-hvac", "--days", "30"]) == 0
     assert "INV-000001" in capsys.readouterr().out
     assert main(["reminders", "preview", "--tenant", "nobody", "--days", "3"]) == 2
+
+
+def test_payment_status_is_polled_from_a_platform_without_webhooks(clean, monkeypatch, tmp_path):
+    from decimal import Decimal
+
+    from invoicer import payments
+    from invoicer.providers import registry
+    from invoicer.providers.simulate import Running
+    from invoicer.providers.wave.simulator import WaveSimulator
+
+    from .providers.accounting import harness
+    from .providers.wave import options
+
+    assert {"quickbooks", "wave", "myob"} <= set(payments.pollable()) and "stripe" not in payments.pollable()
+    with Running(WaveSimulator()) as running:
+        wave = harness(running, monkeypatch, tmp_path, registry.get("wave"), options)
+        inv = invoice(monkeypatch, tmp_path, platforms={"books": options(running.url)})
+        [(delivery_id, external_id)] = [(r.id, r.external_id) for r in _invoice_rows(inv)]
+        now = db.utcnow()
+        assert payments.due(now) == [delivery_id]
+        assert payments.due(now) == []  # claimed: a second beat asks nothing
+        assert payments.poll(delivery_id) == "unpaid"
+        wave.sim.pay(external_id, Decimal("100.00"))
+        assert payments.due(now + timedelta(minutes=30)) == []  # asked at most once an hour
+        assert payments.due(now + timedelta(hours=1, seconds=1)) == [delivery_id]
+        assert payments.poll(delivery_id) == "partial"
+        wave.sim.pay(external_id, Decimal("151.10"))
+        assert payments.due(now + timedelta(hours=3)) == [delivery_id]
+        assert payments.poll(delivery_id) == "paid"
+    with db.engine().connect() as conn:
+        paid = conn.execute(select(db.invoices.c.amount_paid, db.invoices.c.paid_at)
+                            .where(db.invoices.c.id == inv)).one()
+    assert paid.amount_paid == Decimal("251.10") and paid.paid_at is not None
+    assert payments.due(now + timedelta(hours=9)) == [] and reminders.fan_out(at(0, 10)) == []
+    assert audit_actions(inv)[-2:] == ["payment_partial", "invoice_paid"]
+
+
+def _invoice_rows(invoice_id: int) -> list:
+    d = db.deliveries.c
+    with db.engine().connect() as conn:
+        return conn.execute(select(db.deliveries).where(d.invoice_id == invoice_id, d.kind == "invoice")).all()

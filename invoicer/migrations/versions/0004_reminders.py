@@ -1,4 +1,5 @@
-"""reminders: one row per (invoice, step), customer opt-outs, invoices paused or voided by hand
+"""reminders: one row per (invoice, step), customer opt-outs, invoices paused or voided by hand,
+payment polls
 
 Revision ID: 0004
 Revises: 0003
@@ -35,6 +36,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reminder_optouts')),
     sa.UniqueConstraint('tenant', 'customer_id', name='uq_reminder_optouts_identity')
     )
+    op.create_table('payment_polls',
+    sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('polled_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['delivery_id'], ['deliveries.id'], name=op.f('fk_payment_polls_delivery_id')),
+    sa.PrimaryKeyConstraint('delivery_id', name=op.f('pk_payment_polls'))
+    )
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('paused_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('voided_at', sa.DateTime(timezone=True), nullable=True))
@@ -44,5 +53,6 @@ def downgrade() -> None:
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_column('voided_at')
         batch_op.drop_column('paused_at')
+    op.drop_table('payment_polls')
     op.drop_table('reminder_optouts')
     op.drop_table('reminders')
