@@ -650,6 +650,8 @@ def apply_webhook(tenant: str, provider: str, event) -> str:
         if row is None:
             return "unknown_invoice"
         if event.type not in ("invoice.paid", "invoice.payment_partial"):
+            if event.type == "invoice.voided" and row.voided_at is None:  # voided there: no more reminders
+                conn.execute(update(db.invoices).where(i.id == row.id).values(voided_at=db.utcnow()))
             audit(conn, tenant, f"webhook_{event.type}", job_pk=row.job_pk, invoice_id=row.id, provider=provider,
                   external_id=event.external_id)
             return "recorded"

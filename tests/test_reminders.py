@@ -434,3 +434,24 @@ def _invoice_rows(invoice_id: int) -> list:
     d = db.deliveries.c
     with db.engine().connect() as conn:
         return conn.execute(select(db.deliveries).where(d.invoice_id == invoice_id, d.kind == "invoice")).all()
+
+
+def test_a_platform_voiding_the_invoice_stops_its_reminders(clean, monkeypatch, tmp_path):
+    from invoicer.providers.base import WebhookEvent
+
+    inv = invoice(monkeypatch, tmp_path)
+    [row] = _invoice_rows(inv)
+    event = WebhookEvent(type="invoice.voided", external_id=row.external_id)
+    assert pipeline.apply_webhook("acme-hvac", "local", event) == "recorded"
+    assert reminders.fan_out(at(0, 10)) == [] and "webhook_invoice.voided" in audit_actions(inv)
+
+
+def test_beat_schedules_the_reminder_and_payment_selections():
+    import invoicer.tasks.reminders  # noqa: F401  (registers the tasks, as the worker's include does)
+    from invoicer.tasks import app
+
+    schedule = app.conf.beat_schedule
+    assert schedule["reminders"]["task"] == "invoicer.beat.reminders" and schedule["reminders"]["schedule"] == 60
+    assert schedule["payments"]["task"] == "invoicer.beat.payments"
+    assert {"invoicer.beat.reminders", "invoicer.beat.payments", "invoicer.payments.poll"} <= set(app.tasks)
+    assert "invoicer.tasks.reminders" in app.conf.include
