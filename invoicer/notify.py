@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 import phonenumbers
@@ -108,8 +109,14 @@ def source(tenant: Tenant, kind: str, field: str) -> str:
     return value if value is not None else DEFAULTS[kind.split("-", 1)[0]][field]
 
 
+@lru_cache(maxsize=1024)
+def _compiled(field: str, text: str):
+    """A template compiled once per process: every tenant on the defaults shares them."""
+    return _ENV.get(field, _PLAIN).from_string(text)
+
+
 def render(tenant: Tenant, kind: str, field: str, context: dict) -> str:
-    text = _ENV.get(field, _PLAIN).from_string(source(tenant, kind, field)).render(context)
+    text = _compiled(field, source(tenant, kind, field)).render(context)
     if field == "sms":  # locale formats use (narrow) no-break spaces, which would make a text UCS-2
         text = text.replace("\u00a0", " ").replace("\u202f", " ")
     return " ".join(text.split()) if field == "subject" else text  # no header injection by a newline
