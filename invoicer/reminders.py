@@ -118,10 +118,11 @@ def allowed_at(at: datetime, channel: str, quiet: QuietHours, zone: ZoneInfo) ->
 
 
 def schedule(cfg: Reminders, inv: Invoice) -> list[tuple[Step, datetime]]:
-    """Every step of the cadence with the time it becomes due; steps that fell before the invoice was
-    issued (a `-3` step for an invoice due at once) are not part of it."""
+    """Every step of the cadence with the time it becomes due; steps whose time fell before the invoice
+    was issued (a `-3` step, or the due-date step of an invoice due on receipt issued after `send_at`)
+    are not part of it: a reminder never arrives minutes after the invoice itself."""
     out = [(s, step_at(s, inv.due_on, cfg.send_at, inv.zone)) for s in cfg.steps]
-    return [(s, at) for s, at in out if s.days >= 0 or at >= inv.issued_on]
+    return [(s, at) for s, at in out if at >= inv.issued_on]
 
 
 def due(cfg: Reminders, inv: Invoice, now: datetime) -> list[tuple[Step, datetime, str | None]]:

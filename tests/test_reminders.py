@@ -166,6 +166,8 @@ def test_missed_steps_are_skipped_or_caught_up_as_the_tenant_chose():
     # a step before the invoice existed is not part of its schedule
     short = reminders.Invoice(**{**inv.__dict__, "done": {}, "due_on": date(2026, 3, 3)})
     assert [s.name for s, _ in reminders.schedule(cadence, short)] == ["due", "late"]
+    on_receipt = reminders.Invoice(**{**inv.__dict__, "done": {}, "due_on": date(2026, 3, 2)})  # issued 10:00 NY
+    assert [s.name for s, _ in reminders.schedule(cadence, on_receipt)] == ["late"]
 
 
 # ---------------------------------------------------------------- on the database
