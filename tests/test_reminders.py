@@ -455,5 +455,5 @@ def test_beat_schedules_the_reminder_and_payment_selections():
     schedule = app.conf.beat_schedule
     assert schedule["reminders"]["task"] == "invoicer.beat.reminders" and schedule["reminders"]["schedule"] == 60
     assert schedule["payments"]["task"] == "invoicer.beat.payments"
-    assert {"invoicer.beat.reminders", "invoicer.beat.payments", "invoicer.payments.poll"} <= set(app.tasks)
+    assert {"invoicer.beat.reminders", "invoicer.beat.payments", "invoicer.invoices.poll_payment"} <= set(app.tasks)
     assert "invoicer.tasks.reminders" in app.conf.include

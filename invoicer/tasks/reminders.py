@@ -21,6 +21,6 @@ def select_polls(self) -> int:
     return len(due)
 
 
-@task("invoicer.payments.poll", "invoices")
+@task("invoicer.invoices.poll_payment", "invoices")
 def poll_payment(self, delivery_id: int) -> str:
     return payments.poll(delivery_id)
