@@ -8,9 +8,10 @@ from __future__ import annotations
 import string
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .timezones import iana_zone
 
 HEX = r"^#[0-9A-Fa-f]{6}$"
 
@@ -128,11 +129,7 @@ class Branding(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str):
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not an IANA time zone such as America/Chicago") from None
-        return v
+        return iana_zone(v)
 
     @field_validator("labels")
     @classmethod

@@ -1,4 +1,5 @@
-"""`invoicer`: demo, serve, worker, beat, flower, send, status, dlq, replay, db, pdf, providers, templates."""
+"""`invoicer`: demo, serve, worker, beat, flower, send, status, dlq, replay, db, pdf, providers, templates,
+invoices, customers, reminders."""
 from __future__ import annotations
 
 import argparse
@@ -372,7 +373,7 @@ def parser() -> argparse.ArgumentParser:
     tp = sub.add_parser("templates", help="render a tenant's message templates with a sample job")
     tp.add_argument("action", choices=["preview"])
     tp.add_argument("tenant")
-    tp.add_argument("kind", nargs="?", default="invoice", choices=["invoice", "reminder", "finance"])
+    tp.add_argument("kind", nargs="?", default="invoice", choices=["invoice", "reminder", "finance", "escalation"])
     tp.add_argument("--json", action="store_true", help="print every field and the SMS segments as JSON")
     tp.set_defaults(func=_templates)
 
@@ -389,6 +390,10 @@ def parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("providers", help="list registered platforms and channels with their capabilities")
     pr.set_defaults(func=_providers)
+
+    from .cli_reminders import register
+
+    register(sub)  # invoices, customers, reminders
     return p
 
 

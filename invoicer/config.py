@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .branding import Branding, check_logo
+from .cadence import Reminders
 
 
 class ConfigError(Exception):
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024
     task_events: bool = False  # Celery task events; Flower enables them itself while it runs
     api_token: str | None = None  # when set, GET /v1/jobs/... needs "Authorization: Bearer <token>"
+    reminder_interval: float = Field(60.0, gt=0)  # seconds between beat's reminder fan-outs
+    payment_poll_every: float = Field(300.0, gt=0)  # seconds between beat's payment-status selections
+    payment_poll_interval: float = Field(3600.0, gt=0)  # an open invoice is asked about at most this often
+    payment_poll_batch: int = Field(50, gt=0)  # invoices asked about per platform per selection
 
 
 class Source(BaseModel):
@@ -125,7 +130,10 @@ class Tenant(BaseModel):
     platforms: dict[str, Platform]
     pay_link: str | None = None  # the platform (a name under platforms) whose payment page is the Pay online link
     channels: Channels = Channels()
-    templates: dict[Literal["invoice", "reminder", "finance"], Template] = {}
+    # a message kind, or a reminder step's own wording (reminder-*, escalation-*)
+    templates: dict[Annotated[str, Field(pattern=r"^(invoice|finance|(reminder|escalation)(-[a-z0-9_-]{1,32})?)$")],
+                    Template] = {}
+    reminders: Reminders | None = None  # the follow-up cadence (docs/reminders.md); none: no reminders
     numbering: Numbering = Numbering()
     branding: Branding = Branding()
     sources: dict[str, Source]
@@ -205,7 +213,9 @@ def load_tenants(path: str | None) -> dict[str, Tenant]:
                 raise ConfigError("\n".join(f"{origin}: tenants.{slug}.{p}" for p in problems))
         from . import notify
 
-        problems = notify.check_tenant(tenant)
+        from . import reminders
+
+        problems = notify.check_tenant(tenant) + reminders.check_tenant(tenant)
         if problems:
             raise ConfigError("\n".join(f"{origin}: tenants.{slug}.{p}" for p in problems))
         for name, source in tenant.sources.items():

@@ -95,6 +95,8 @@ invoices = Table(
     Column("stage", String(16), nullable=False, default="platforms"),  # platforms | render | filing | notify | done
     Column("amount_paid", Money, nullable=False, default=0, server_default="0"),  # as payment platforms report it
     _ts("paid_at"),
+    _ts("paused_at"),  # reminders paused by hand (invoicer invoices pause)
+    _ts("voided_at"),  # voided by hand: no more reminders
     _ts("created_at", nullable=False, default=utcnow),
     UniqueConstraint("job_pk", "revision", name="uq_invoices_revision"),
     UniqueConstraint("tenant", "number", name="uq_invoices_number"),
@@ -162,6 +164,36 @@ audit_log = Table(  # append-only: nothing updates or deletes a row
     Column("delivery_id", ForeignKey("deliveries.id")),
     Column("action", String(48), nullable=False),
     Column("detail", JSON),
+)
+
+reminders = Table(  # one row per (invoice, cadence step): a step can never be sent twice
+    "reminders", metadata,
+    Column("id", Id, primary_key=True),
+    Column("invoice_id", ForeignKey("invoices.id"), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("step", String(32), nullable=False),
+    _ts("due_at", nullable=False),  # when the step became due (UTC)
+    Column("status", String(16), nullable=False),  # sent (its deliveries made) | skipped
+    Column("reason", Text),  # why it was skipped
+    _ts("created_at", nullable=False, default=utcnow),
+    UniqueConstraint("invoice_id", "step", name="uq_reminders_step"),
+)
+
+reminder_optouts = Table(  # customers who asked for no reminders
+    "reminder_optouts", metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    _ts("created_at", nullable=False, default=utcnow),
+    UniqueConstraint("tenant", "customer_id", name="uq_reminder_optouts_identity"),
+)
+
+payment_polls = Table(  # when a platform without payment webhooks was last asked about an invoice
+    "payment_polls", metadata,
+    Column("delivery_id", ForeignKey("deliveries.id"), primary_key=True),  # the invoice on that platform
+    _ts("polled_at", nullable=False),
+    Column("outcome", String(16)),  # unpaid | partial | paid | error
+    Column("last_error", Text),
 )
 
 counters = Table(

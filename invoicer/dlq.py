@@ -54,7 +54,8 @@ def retry(delivery_id: int, by: str = "cli") -> str | None:
         conn.execute(update(db.deliveries).where(db.deliveries.c.id == delivery_id).values(
             status="pending", attempts=0, updated_at=db.utcnow()))
         inv = conn.execute(select(db.invoices).where(db.invoices.c.id == row.invoice_id)).first()
-        conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(state="invoicing"))
+        if not row.target.startswith("reminder:"):  # a reminder runs after its job is done
+            conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(state="invoicing"))
         audit(conn, inv.tenant, "dlq_retry", job_pk=inv.job_pk, invoice_id=inv.id, delivery_id=delivery_id,
               previous_error=row.last_error, by=by)
     return row.kind

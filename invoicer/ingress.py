@@ -430,6 +430,42 @@ def create_app() -> FastAPI:
 
         return {"redriven": await run_in_threadpool(run)}
 
+    # ------------------------------------------------------------ admin: invoices and reminders by hand
+
+    @app.post("/v1/admin/invoices/{invoice_id}/{action}")
+    async def invoice_action(invoice_id: int, action: str, request: Request):
+        if denied := admin(request):
+            return denied
+        from . import reminders
+
+        if action not in reminders.ACTIONS:
+            return _error(404, "not_found", f"no such action; one of {', '.join(reminders.ACTIONS)}")
+        body = await request.body()
+        try:
+            reason = (json.loads(body) if body else {}).get("reason")
+        except (ValueError, AttributeError):
+            return _error(422, "validation_failed", [{"field": "body", "reason": "a JSON object is required"}])
+        if reason is not None and not isinstance(reason, str):
+            return _error(422, "validation_failed", [{"field": "reason", "reason": "a string is required"}])
+        try:
+            result = await run_in_threadpool(reminders.act, invoice_id, action, "api", reason)
+        except reminders.Conflict as exc:
+            return _error(409, "conflict", str(exc))
+        return result if result else _error(404, "not_found", "no such invoice")
+
+    @app.post("/v1/admin/customers/{tenant}/{customer_id}/{action}")
+    async def customer_action(tenant: str, customer_id: str, action: str, request: Request):
+        if denied := admin(request):
+            return denied
+        from . import reminders
+
+        if action not in ("opt-out", "opt-in"):
+            return _error(404, "not_found", "no such action; one of opt-out, opt-in")
+        if tenant not in tenants():
+            return _error(404, "not_found", "no such tenant")
+        changed = await run_in_threadpool(reminders.opt_out, tenant, customer_id, "api", action == "opt-in")
+        return {"tenant": tenant, "customer": customer_id, "action": action, "changed": changed}
+
     @app.get("/healthz")
     async def healthz():
         return {"ok": True}

@@ -30,7 +30,7 @@ from . import documents
 from .config import Tenant, settings
 from .providers.base import Message
 
-KINDS = ("invoice", "reminder", "finance")
+KINDS = ("invoice", "reminder", "finance", "escalation")
 FIELDS = ("subject", "text", "html", "sms", "slack")
 _LINKS = ("{% if invoice.pdf_url %}\nView it online: {{ invoice.pdf_url }}{% endif %}"
           "{% if invoice.pay_url %}\nPay online: {{ invoice.pay_url }}{% endif %}")
@@ -38,6 +38,8 @@ _HTML_LINKS = ('{% if invoice.pdf_url %}<p><a href="{{ invoice.pdf_url }}">View 
                '{% if invoice.pay_url %}<p><a href="{{ invoice.pay_url }}">Pay online</a></p>{% endif %}')
 _SMS = ("{{ seller.name }}: invoice {{ invoice.number }} for {{ invoice.total }} is due {{ invoice.due }}."
         "{% if invoice.pay_url or invoice.pdf_url %} Pay or view: {{ invoice.pay_url or invoice.pdf_url }}{% endif %}")
+_WHEN = ("{% if reminder.days_overdue > 0 %}was due {{ invoice.due }}{% else %}is due {{ invoice.due }}"
+         "{% endif %}")
 DEFAULTS: dict[str, dict[str, str]] = {
     "invoice": {
         "subject": "Invoice {{ invoice.number }} from {{ seller.name }}",
@@ -51,13 +53,27 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "slack": "Invoice *{{ invoice.number }}* for {{ customer.name }}: {{ invoice.total }}, due {{ invoice.due }}",
     },
     "reminder": {
-        "subject": "Reminder: invoice {{ invoice.number }} from {{ seller.name }} is due {{ invoice.due }}",
+        "subject": "Reminder: invoice {{ invoice.number }} from {{ seller.name }} " + _WHEN,
         "text": "Hello {{ customer.name }},\n\nThis is a reminder that invoice {{ invoice.number }} for "
-                "{{ invoice.total }} is due {{ invoice.due }}.\n" + _LINKS + "\n",
+                "{{ invoice.total }} " + _WHEN + ".{% if invoice.paid_so_far %} {{ invoice.balance }} remains "
+                "to pay.{% endif %}\n" + _LINKS + "\n",
         "html": "<p>Hello {{ customer.name }},</p><p>This is a reminder that invoice <strong>{{ invoice.number }}"
-                "</strong> for {{ invoice.total }} is due {{ invoice.due }}.</p>" + _HTML_LINKS,
+                "</strong> for {{ invoice.total }} " + _WHEN + ".{% if invoice.paid_so_far %} {{ invoice.balance }} "
+                "remains to pay.{% endif %}</p>" + _HTML_LINKS,
         "sms": "Reminder from " + _SMS,
         "slack": "Reminder sent for invoice *{{ invoice.number }}* ({{ customer.name }}, {{ invoice.total }})",
+    },
+    "escalation": {
+        "subject": "[{{ tenant }}] Invoice {{ invoice.number }} is {{ reminder.days_overdue }} days overdue",
+        "text": "Invoice {{ invoice.number }} for job {{ job.number }} ({{ customer.name }}) was due {{ invoice.due }} "
+                "and is {{ reminder.days_overdue }} days overdue: {{ invoice.balance }} unpaid.\n" + _LINKS + "\n",
+        "html": "<p>Invoice <strong>{{ invoice.number }}</strong> for job {{ job.number }} ({{ customer.name }}) was "
+                "due {{ invoice.due }} and is {{ reminder.days_overdue }} days overdue: {{ invoice.balance }} "
+                "unpaid.</p>" + _HTML_LINKS,
+        "sms": "{{ tenant }}: invoice {{ invoice.number }} is {{ reminder.days_overdue }} days overdue, "
+               "{{ invoice.balance }} unpaid",
+        "slack": "Overdue: invoice *{{ invoice.number }}* ({{ customer.name }}) was due {{ invoice.due }}, "
+                 "{{ reminder.days_overdue }} days ago: {{ invoice.balance }} unpaid of {{ invoice.total }}",
     },
     "finance": {
         "subject": "[{{ tenant }}] Invoice {{ invoice.number }} issued: {{ invoice.total }}",
@@ -86,9 +102,17 @@ _ENV = {"html": _HTML, "slack": _SLACK}
 
 
 def source(tenant: Tenant, kind: str, field: str) -> str:
+    """The tenant's wording for a kind, else the default; a step's own kind (`reminder-final`) falls back
+    to its base kind's wording (`reminder`)."""
     own = tenant.templates.get(kind)
     value = getattr(own, field) if own is not None else None
-    return value if value is not None else DEFAULTS[kind][field]
+    return value if value is not None else DEFAULTS[kind.split("-", 1)[0]][field]
+
+
+@lru_cache(maxsize=1024)
+def _compiled(field: str, text: str):
+    """A template compiled once per process: every tenant on the defaults shares them."""
+    return _ENV.get(field, _PLAIN).from_string(text)
 
 
 @lru_cache(maxsize=1024)
@@ -109,18 +133,22 @@ def render(tenant: Tenant, kind: str, field: str, context: dict) -> str:
 def context(doc: dict, pdf_url: str | None = None, attached: bool = False) -> dict:
     """What a template sees: plain values only (formatted in the tenant's locale), no objects."""
     locale = doc["locale"]
+    paid = Decimal(doc.get("amount_paid") or 0)
     return {
         "tenant": doc["tenant"],
         "seller": {"name": doc["seller"]["name"], "address": list(doc["seller"].get("address") or []),
                    "tax_id": doc["seller"].get("tax_id")},
         "customer": {"name": doc["customer"]["name"]},
+        "reminder": doc.get("reminder") or {"step": "", "days": 0, "days_overdue": 0},
         "job": {"number": doc["job"]["number"], "summary": doc["job"].get("summary"),
                 "technician": doc["job"].get("technician"), "po_number": doc["job"].get("po_number")},
         "invoice": {"number": doc["number"], "currency": doc["currency"], "amount": str(doc["total"]),
                     "total": format_currency(doc["total"], doc["currency"], locale=locale),
                     "issued": format_date(doc["issued_on"], "medium", locale=locale),
                     "due": format_date(doc["due_on"], "medium", locale=locale),
-                    "pdf_url": pdf_url, "pay_url": doc.get("pay_url"), "attached": attached},
+                    "pdf_url": pdf_url, "pay_url": doc.get("pay_url"), "attached": attached,
+                    "paid_so_far": bool(paid), "paid": format_currency(paid, doc["currency"], locale=locale),
+                    "balance": format_currency(doc["total"] - paid, doc["currency"], locale=locale)},
     }
 
 
@@ -141,7 +169,7 @@ def check_tenant(tenant: Tenant, slug: str = "sample") -> list[str]:
     """Problems with a tenant's templates and finance addresses, for the startup check."""
     problems = []
     ctx = context(sample_doc(slug, tenant), "https://invoicer.example.com/v1/invoices/1.pdf?signature=x", True)
-    for kind in KINDS:
+    for kind in (*KINDS, *sorted(set(tenant.templates) - set(KINDS))):
         for field in FIELDS:
             try:
                 render(tenant, kind, field, ctx)
@@ -190,26 +218,32 @@ def region(doc: dict, tenant: Tenant) -> str | None:
         return None
 
 
+def customer_contact(doc: dict, tenant: Tenant, kind: str) -> tuple[str | None, str | None]:
+    """The customer's address for `kind` (email, sms), or (what was given, why it cannot be used)."""
+    raw = doc["customer"].get("email" if kind == "email" else "phone")
+    if kind == "email":
+        recipient, reason = email_address(raw)
+    else:
+        recipient, reason = phone_number(raw, region(doc, tenant))
+    return recipient or (str(raw)[:320] if raw else None), reason
+
+
+def slack_target(tenant: Tenant) -> str:
+    return str(tenant.channels.slack.model_dump().get("channel") or "webhook")
+
+
 def plan(doc: dict, tenant: Tenant) -> list[tuple]:
     """(kind, target, provider, recipient, skipped_reason) for every message this invoice needs.
 
     A missing or invalid contact skips that channel with a recorded reason; it never fails the job."""
-    customer = doc["customer"]
     channels = tenant.channels
     out = []
     for kind in channels.customer:
-        raw = customer.get("email" if kind == "email" else "phone")
-        if kind == "email":
-            recipient, reason = email_address(raw)
-        else:
-            recipient, reason = phone_number(raw, region(doc, tenant))
-        out.append((kind, "customer", getattr(channels, kind).provider,
-                    recipient or (str(raw)[:320] if raw else None), reason))
+        out.append((kind, "customer", getattr(channels, kind).provider, *customer_contact(doc, tenant, kind)))
     for address in channels.finance_emails:
         out.append(("email", "finance", channels.email.provider, email_address(address)[0] or address, None))
     if channels.slack is not None:
-        out.append(("slack", "finance", channels.slack.provider,
-                    str(channels.slack.model_dump().get("channel") or "webhook"), None))
+        out.append(("slack", "finance", channels.slack.provider, slack_target(tenant), None))
     return out
 
 
@@ -259,7 +293,7 @@ def compose(row, doc: dict, tenant: Tenant, pdf_row, var_dir: Path, kind: str | 
     url = pdf_url or link(pdf_row)
     attachment = None
     if row.kind == "email" and pdf_row is not None and (pdf_row.detail or {}).get("path") \
-            and (row.target == "finance" or tenant.channels.pdf == "attach"):
+            and kind in ("invoice", "finance") and (row.target == "finance" or tenant.channels.pdf == "attach"):
         attachment = (f"{doc['number']}.pdf", documents.storage().get(doc["tenant"], pdf_row.detail["path"]))
     ctx = context(doc, url, attached=attachment is not None)
     data = {"tenant": doc["tenant"], "customer": doc["customer"]["name"], "job": doc["job"]["number"],

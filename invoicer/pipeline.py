@@ -410,7 +410,7 @@ def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
               invoice_id=row.invoice_id, delivery_id=row.id, kind=row.kind, target=row.target,
               attempt=row.attempts, error=type(exc).__name__, reason=str(exc)[:200],
               **({"retry_in_s": round(delay, 2)} if retry else {}))
-        if not retry:
+        if not retry and not row.target.startswith("reminder:"):  # a dead reminder does not undo a done job
             conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(state="failed"))
     if not throttled:
         metrics.PROVIDER_ERRORS.labels(row.provider, type(exc).__name__).inc()
@@ -582,6 +582,13 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
     look the message up at the vendor (find_message); a channel that cannot look sends again only if
     it is at-least-once by design (resend_after_unknown), else the delivery waits for a person (review)."""
     d, a = db.deliveries.c, db.attempts.c
+    template = None
+    if row.target.startswith("reminder:"):  # paid, paused, voided, opted out or quiet hours: look again now
+        from . import reminders
+
+        stop, template, doc = reminders.gate(row, doc, tenant)
+        if stop:
+            return stop
     with ctx.engine.connect() as conn:
         pdf_row = conn.execute(select(db.deliveries).where(d.invoice_id == row.invoice_id, d.kind == "pdf")).first()
         filed = conn.execute(select(d.target, d.url).where(d.invoice_id == row.invoice_id, d.kind == "invoice",
@@ -596,7 +603,7 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
             unknown = lost + max(0, row.attempts - 1 - recorded)
     pdf_url = next((url for target, url in filed if target in tenant.platforms
                     and tenant.platforms[target].model_dump().get("link_in_messages")), None)  # Drive's link
-    message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir, pdf_url=pdf_url)
+    message = notify.compose(row, doc, tenant, pdf_row, ctx.var_dir, template, pdf_url=pdf_url)
     provider = registry.get(row.provider)(notify.channel_options(tenant, row.kind), ctx)
     if unknown:
         if (row.detail or {}).get("events"):  # the vendor's own status event already named it: it went
@@ -612,6 +619,8 @@ def _message(row, doc, tenant: Tenant, ctx: Ctx) -> dict:
                                               "asked; not sent again: check the recipient's copy"}}
     send = {"email": provider.send_email, "sms": provider.send_sms, "slack": provider.send_chat}[row.kind]
     sent = send(message)
+    if template:
+        metrics.REMINDERS.labels(row.target.removeprefix("reminder:")).inc()
     return {"external_id": sent.external_id, "detail": {"status": "sent", **sent.detail}}
 
 
@@ -680,6 +689,8 @@ def apply_webhook(tenant: str, provider: str, event) -> str:
         if row is None:
             return "unknown_invoice"
         if event.type not in ("invoice.paid", "invoice.payment_partial"):
+            if event.type == "invoice.voided" and row.voided_at is None:  # voided there: no more reminders
+                conn.execute(update(db.invoices).where(i.id == row.id).values(voided_at=db.utcnow()))
             audit(conn, tenant, f"webhook_{event.type}", job_pk=row.job_pk, invoice_id=row.id, provider=provider,
                   external_id=event.external_id)
             return "recorded"

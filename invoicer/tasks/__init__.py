@@ -19,7 +19,7 @@ QUEUES = ("ingest", "invoices", "render", "notify", "beat")
 def make_app() -> Celery:
     cfg = settings()
     app = Celery("invoicer", broker=cfg.broker_url, include=["invoicer.tasks.pipeline", "invoicer.tasks.sweeper",
-                                                             "invoicer.tasks.hooks"])
+                                                             "invoicer.tasks.hooks", "invoicer.tasks.reminders"])
     options = {"visibility_timeout": cfg.visibility_timeout}
     if cfg.broker_url.startswith("filesystem"):  # the embedded broker: folders under var/
         folder = str(cfg.var_dir / "broker")

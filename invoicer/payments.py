@@ -1,0 +1,102 @@
+"""Payment status by polling, for the platforms that can tell (`payment_status`) but send no webhooks
+(QuickBooks here, Wave, MYOB, NetSuite, Sage Intacct, Dynamics 365, Odoo).
+
+Beat only selects (`due()`): open invoices on such a platform not asked about for
+INVOICER_PAYMENT_POLL_INTERVAL, at most INVOICER_PAYMENT_POLL_BATCH per platform per run, each claimed
+by writing its `payment_polls.polled_at` (a second beat claims nothing). One task per invoice then
+asks the platform (`poll()`) through the adapter, whose calls go through the shared rate limiter, and
+records what it says exactly as a payment webhook would (`pipeline.apply_webhook`): a paid invoice
+stops its reminders.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import db, logs, pipeline
+from .config import settings, tenants
+from .errors import ProviderError
+from .providers import registry
+from .providers.base import WebhookEvent
+
+log = logs.get("invoicer.payments")
+
+
+def pollable() -> list[str]:
+    """Provider slugs that can report payment status and send no webhooks to tell it."""
+    return sorted(slug for slug in registry.all_providers()
+                  if registry.has(slug, "payment_status") and not registry.has(slug, "parse_webhook"))
+
+
+def _claim(conn, delivery_id: int, now: datetime, cutoff: datetime) -> bool:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    p = db.payment_polls
+    stmt = dialect.insert(p).values(delivery_id=delivery_id, polled_at=now)
+    stmt = stmt.on_conflict_do_update(index_elements=["delivery_id"], set_={"polled_at": now},
+                                      where=p.c.polled_at < cutoff)
+    return conn.execute(stmt.returning(p.c.delivery_id)).first() is not None
+
+
+def due(now: datetime | None = None) -> list[int]:
+    """The invoice deliveries (one per invoice and platform) to ask about now, claimed."""
+    cfg = settings()
+    now = now or db.utcnow()
+    cutoff = now - timedelta(seconds=cfg.payment_poll_interval)
+    d, i, p = db.deliveries.c, db.invoices.c, db.payment_polls.c
+    slugs = pollable()
+    out: list[int] = []
+    with db.engine().begin() as conn:
+        for slug in slugs:
+            ids = conn.execute(
+                select(d.id).join(db.invoices, i.id == d.invoice_id)
+                .outerjoin(db.payment_polls, p.delivery_id == d.id)
+                .where(d.kind == "invoice", d.status == "done", d.provider == slug, d.external_id.is_not(None),
+                       i.paid_at.is_(None), i.voided_at.is_(None), i.amount_paid < i.total,
+                       i.tenant.in_(list(tenants())), or_(p.polled_at.is_(None), p.polled_at < cutoff))
+                .order_by(p.polled_at.nulls_first(), d.id).limit(cfg.payment_poll_batch)).scalars().all()
+            out += [delivery_id for delivery_id in ids if _claim(conn, delivery_id, now, cutoff)]
+    return out
+
+
+def poll(delivery_id: int) -> str:
+    """Ask the platform about one invoice and record it as a webhook would: paid, partial, unchanged,
+    unpaid, settled (nothing to ask: paid or voided meanwhile) or error (asked again next time)."""
+    cfg = settings()
+    d, i = db.deliveries.c, db.invoices.c
+    with db.engine().connect() as conn:
+        row = conn.execute(select(d.target, d.provider, d.external_id, i.tenant, i.paid_at, i.voided_at)
+                           .join(db.invoices, i.id == d.invoice_id).where(d.id == delivery_id)).first()
+    if row is None or row.paid_at is not None or row.voided_at is not None:
+        return "settled"
+    tenant = tenants().get(row.tenant)
+    platform = tenant.platforms.get(row.target) if tenant else None
+    if platform is None:
+        return "settled"
+    ctx = pipeline.Ctx(engine=db.engine(), var_dir=cfg.var_dir, tenant=row.tenant, platform=row.target)
+    try:
+        status = registry.get(row.provider)(platform.model_dump(), ctx).payment_status(row.external_id)
+    except ProviderError as exc:  # rate limited, unavailable, refused: the next selection asks again
+        _record(delivery_id, "error", f"{type(exc).__name__}: {exc}"[:500])
+        log.warning("payment.poll_failed", tenant=row.tenant, platform=row.target, provider=row.provider,
+                    delivery=delivery_id, error=type(exc).__name__)
+        return "error"
+    if not status.paid and status.amount_paid <= 0:
+        _record(delivery_id, "unpaid")
+        return "unpaid"
+    event = WebhookEvent(type="invoice.paid" if status.paid else "invoice.payment_partial",
+                         external_id=row.external_id, amount_paid=None if status.paid else status.amount_paid,
+                         raw={"polled": True})
+    outcome = pipeline.apply_webhook(row.tenant, row.provider, event)
+    _record(delivery_id, "paid" if status.paid else "partial")
+    log.info("payment.polled", tenant=row.tenant, platform=row.target, provider=row.provider, delivery=delivery_id,
+             outcome=outcome)
+    return outcome
+
+
+def _record(delivery_id: int, outcome: str, error: str | None = None) -> None:
+    p = db.payment_polls.c
+    with db.engine().begin() as conn:
+        conn.execute(db.payment_polls.update().where(and_(p.delivery_id == delivery_id)).values(
+            outcome=outcome, last_error=error))
