@@ -111,12 +111,6 @@ def source(tenant: Tenant, kind: str, field: str) -> str:
 
 @lru_cache(maxsize=1024)
 def _compiled(field: str, text: str):
-    """A template compiled once per process: every tenant on the defaults shares them."""
-    return _ENV.get(field, _PLAIN).from_string(text)
-
-
-@lru_cache(maxsize=1024)
-def _compiled(field: str, text: str):
     """A template is compiled once per process, not per message (compiling costs ~100x rendering)."""
     return _ENV.get(field, _PLAIN).from_string(text)
 
