@@ -48,7 +48,10 @@ def _worker(args) -> int:
 
         metrics.serve(args.metrics_port)
     from . import workers  # noqa: F401  (sizes the HTTP and database pools of a threads pool)
+    from .config import tenants
     from .tasks import QUEUES, app
+
+    tenants()  # a bad tenants file fails here, and forked pool processes inherit it loaded, not in a first task
 
     argv = ["worker", "-Q", args.queues or ",".join(q for q in QUEUES), "-c", str(args.concurrency),
             "-P", args.pool, "-l", args.log_level, "--without-gossip", "--without-mingle"]
