@@ -326,3 +326,39 @@ def test_bodies_over_the_limit_are_413(client, untouched, size, chunked):
     r = client.post("/v1/events", content=content, headers=sign(body))
     assert r.status_code == 413 and r.json()["error"] == "too_large"
     untouched()
+
+
+# ------------------------------------------------------------------ injection strings are data, not code
+
+INJECTION = "Zoë {{ 7*7 }}{% raw %} <script>alert(1)</script> O'Brien'; DROP TABLE events; -- =HYPERLINK(\"x\")"
+
+
+def test_injection_strings_are_stored_as_given_and_shown_as_text(client, redis_client):
+    """Not refused (O'Brien is a name): stored exactly, the tables intact, and the customer's email shows
+    the name as text: the template does not run it and the HTML escapes it."""
+    import email
+    from email import policy
+
+    from sqlalchemy import select
+
+    from invoicer import db
+
+    from ..conftest import VAR
+    from ..providers.channels import run_job
+
+    event = make_event("evt-inj", job_id="J-INJ")
+    event["customer"]["name"] = event["job"]["technician"]["name"] = INJECTION
+    event["job"]["summary"] = INJECTION
+    assert send(client, body_of(event)).status_code == 202
+    with db.engine().connect() as conn:
+        [stored] = conn.execute(select(db.events.c.body)).scalars().all()
+    assert json.loads(stored)["customer"]["name"] == INJECTION
+
+    run_job("acme-hvac", name=INJECTION)
+    mails = [email.message_from_bytes(p.read_bytes(), policy=policy.default)
+             for p in (VAR / "outbox" / "email" / "acme-hvac").glob("*.eml")]
+    [mail] = [m for m in mails if "huong@example.com" in m["To"]]  # the customer's (the finance team has one too)
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert INJECTION in text and "49" not in text.replace(INJECTION, "")
+    assert "<script>" not in html and "&lt;script&gt;" in html

@@ -115,8 +115,7 @@ def test_signed_pdf_links_open_only_their_own_invoice(iso, two_invoices):
     _, b_exp, b_sig = _link(b_path)
     for invoice_id, expires, signature in [(a_id, b_exp, b_sig), (b_id, a_exp, a_sig),  # swapped whole
                                            (a_id, a_exp, b_sig), (b_id, b_exp, a_sig),  # signatures swapped
-                                           (a_id, str(int(a_exp) + 1), a_sig),  # lifetime stretched
-                                           (b_id, a_exp, b_sig)]:
+                                           (a_id, str(int(a_exp) + 1), a_sig)]:  # lifetime stretched
         r = iso.get(f"/v1/invoices/{invoice_id}.pdf", params={"expires": expires, "signature": signature})
         assert r.status_code == 403 and r.content != pdf_a.content and r.content != pdf_b.content, \
             (invoice_id, expires, signature)

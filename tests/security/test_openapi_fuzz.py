@@ -16,6 +16,7 @@ from .conftest import footprint
 
 FUZZ = settings(max_examples=30, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
+FUZZ_OTHERS = settings(FUZZ, max_examples=15)
 OPERATIONS = [("GET", "/v1/jobs/{tenant}/{job_id}"), ("GET", "/v1/invoices/{invoice_id}.pdf"),
               ("GET", "/v1/admin/dlq"), ("GET", "/v1/admin/dlq/{delivery_id}"),
               ("POST", "/v1/admin/dlq/{delivery_id}/retry"), ("POST", "/v1/admin/dlq/{delivery_id}/discard"),
@@ -62,7 +63,7 @@ def test_events_made_from_the_document_never_get_a_5xx_and_refusals_leave_nothin
 def test_every_other_operation_never_gets_a_5xx(client, api, method, path):
     operation = api[path][method]
 
-    @FUZZ
+    @FUZZ_OTHERS
     @given(data=st.data())
     def check(data):
         case = data.draw(operation.as_strategy(generation_mode=data.draw(MODES)))
