@@ -160,3 +160,46 @@ def test_dead_letter_reads_are_scoped_to_the_tenant_asked_for(iso):
     assert c_dead["tenant"] == "tenant-c" and c_dead["number"].startswith("C-")
     assert dead("tenant-a") == [] and dead("tenant-b") == []
     assert iso.get("/v1/admin/dlq", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_a_channel_webhook_signed_for_one_tenant_never_touches_anothers_message(clean, monkeypatch, tmp_path):
+    """Tenants A and B each on their own Twilio account. A's StatusCallback posted to B's URL does not
+    verify; one B really signed, naming A's message, verifies and changes nothing of A's."""
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    from invoicer.ingress import create_app
+    from invoicer.providers.simulate import Running
+    from invoicer.providers.twilio.simulator import TwilioSimulator
+
+    from ..providers.channels import messages
+
+    with Running(TwilioSimulator()) as run_a, Running(TwilioSimulator()) as run_b:
+        sims = {"tenant-a": run_a.sim, "tenant-b": run_b.sim}
+        tenants = {}
+        for (tenant, sim), running in zip(sims.items(), (run_a, run_b)):
+            env = f"ISO_TWILIO_{tenant[-1].upper()}"
+            monkeypatch.setenv(env, sim.auth_token)
+            tenants[tenant] = {"name": tenant, "channels": {"customer": ["sms"], "sms": sim.channel(
+                running.url, auth_token_env=env)}}
+        use_tenants(monkeypatch, tmp_path, tenants)
+        invoice_a = run_job("tenant-a")
+        [sms_a] = messages(invoice_a, "sms")
+        base = "http://testserver/v1/webhooks/twilio"
+        with TestClient(create_app()) as client:
+            # A's signed callback, replayed at B's endpoint
+            url, params, headers = sims["tenant-a"].advance(sms_a.external_id, "failed", url=f"{base}/tenant-b")
+            r = client.post("/v1/webhooks/twilio/tenant-b", content=urlencode(params), headers=headers)
+            assert r.status_code == 401
+            # B signs a callback for A's message with its own token: verified as B's, and B has no such message
+            signature = RequestValidator(sims["tenant-b"].auth_token).compute_signature(url, params)
+            r = client.post("/v1/webhooks/twilio/tenant-b", content=urlencode(params),
+                            headers={**headers, "X-Twilio-Signature": signature})
+            assert r.status_code == 200 and r.json()["outcomes"] == ["unknown_message"]
+            [after] = messages(invoice_a, "sms")
+            assert (after.detail or {}).get("status") == (sms_a.detail or {}).get("status") != "failed"
+            # control: A's own endpoint takes A's callback
+            url, params, headers = sims["tenant-a"].advance(sms_a.external_id, "delivered", url=f"{base}/tenant-a")
+            r = client.post("/v1/webhooks/twilio/tenant-a", content=urlencode(params), headers=headers)
+            assert r.json()["outcomes"] == ["delivered"]
