@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     sweep_interval: float = 15.0  # seconds between beat sweeps
     sweep_grace: float = 60.0  # a step idle this long is re-driven by the sweep
     max_body_bytes: int = 256 * 1024
+    body_timeout: float = Field(10.0, gt=0)  # seconds a request body may take to arrive; then 408
     task_events: bool = False  # Celery task events; Flower enables them itself while it runs
     api_token: str | None = None  # when set, GET /v1/jobs/... needs "Authorization: Bearer <token>"
     reminder_interval: float = Field(60.0, gt=0)  # seconds between beat's reminder fan-outs

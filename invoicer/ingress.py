@@ -1,13 +1,16 @@
 """The thin HTTP ingress: verify, validate, persist, enqueue. Nothing else happens here."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
 from datetime import datetime, timezone
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from pydantic import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +27,7 @@ from .store import insert_ignore
 
 log = logs.get("invoicer.ingress")
 _FIELD_IN_MSG = re.compile(r"^([a-z_][a-z_0-9.]*): (.*)$", re.S)
+MAX_DEPTH = 32  # an event is 5 levels deep; the workers' JSON parser stops at 200
 
 
 def _queues() -> tuple[str, ...]:
@@ -134,17 +138,48 @@ def apply_platform_event(tenant: str, provider: str, event) -> str:
     return "signed"
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes | JSONResponse:
+    """The body, or the answer to give: 413 over the limit, 408 when it does not arrive within the
+    timeout (a client trickling it would otherwise hold a connection for ever)."""
+    too_large = _error(413, "too_large", f"the body is over {limit} bytes")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        return None
+        return too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        return _error(408, "timeout", f"the body did not arrive within {timeout:g} s", {"Connection": "close"})
+    except ClientDisconnect:
+        return _error(400, "disconnected", "the client went away before the body was complete")
     return b"".join(chunks)
+
+
+# What every 422 looks like, under the names FastAPI gives its own validation error in the document.
+PROBLEM_SCHEMAS = {
+    "ValidationError": {"title": "ValidationError", "type": "object", "required": ["field", "reason"],
+                        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}},
+    "HTTPValidationError": {"title": "HTTPValidationError", "type": "object", "required": ["error", "detail"],
+                            "properties": {"error": {"type": "string"}, "detail": {
+                                "type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}}},
+}
+
+
+def _too_deep(value, limit: int = MAX_DEPTH) -> bool:
+    """True when arrays and objects nest deeper than `limit` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def create_app() -> FastAPI:
@@ -180,6 +215,28 @@ def create_app() -> FastAPI:
         body, ctype = await run_in_threadpool(metrics.exposition, REGISTRY)
         return Response(body, media_type=ctype)
 
+    # the event body is declared by hand (below): its models go into the document's components, where
+    # its references point, or the document would not resolve
+    event_schema = Event.model_json_schema(ref_template="#/components/schemas/{model}")
+    event_models = event_schema.pop("$defs", {})
+    generate = app.openapi
+
+    def document() -> dict:
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(event_models)
+        schemas.update(PROBLEM_SCHEMAS)  # every 422 is ours (below), FastAPI's own shape included
+        return spec
+
+    app.openapi = document
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError):
+        """A path or query parameter of the wrong type: the same answer, field and reason, as a bad event."""
+        return _error(422, "validation_failed", [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "reason": e["msg"]}
+            for e in exc.errors()])
+
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request):
         return admin(request) or JSONResponse(app.openapi())
@@ -187,10 +244,11 @@ def create_app() -> FastAPI:
     @app.post("/v1/events", status_code=202, responses={
         200: {"description": "a duplicate of an accepted event; nothing new is enqueued"},
         401: {"description": "bad, missing or stale Standard Webhooks signature"},
+        408: {"description": "the body did not arrive in time (INVOICER_BODY_TIMEOUT)"},
         413: {"description": "body over 256 KiB"}, 415: {"description": "not application/json"},
         422: {"description": "each bad field and why"}, 503: {"description": "database down: retry later"}},
         openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": Event.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+            "application/json": {"schema": event_schema}}}})
     async def post_event(request: Request):
         answer = await _post_event(request)
         outcome = {202: "accepted", 200: "duplicate"}.get(answer.status_code, "rejected")
@@ -201,17 +259,23 @@ def create_app() -> FastAPI:
         return answer
 
     async def _post_event(request: Request):
-        body = await _read_body(request, cfg.max_body_bytes)
-        if body is None:
-            return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
+        body = await _read_body(request, cfg.max_body_bytes, cfg.body_timeout)
+        if isinstance(body, JSONResponse):
+            return body
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json" and not ctype.endswith("+json"):
             return _error(415, "unsupported_media_type", "send the event as application/json")
         try:
             text_body = body.decode("utf-8")
             raw = json.loads(text_body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(422, "invalid_json", [{"field": "body", "reason": f"not valid UTF-8 JSON: {exc}"}])
+            too_deep = _too_deep(raw)
+        except ValueError as exc:  # bad UTF-8, bad JSON, or an integer of more than 4,300 digits
+            return _error(422, "invalid_json", [{"field": "body", "reason": f"not valid UTF-8 JSON: {exc}"[:300]}])
+        except RecursionError:  # nested far too deep for the parser itself
+            too_deep = True
+        if too_deep:
+            return _error(422, "invalid_json", [{"field": "body",
+                                                  "reason": f"nested deeper than {MAX_DEPTH} levels"}])
         if not isinstance(raw, dict):
             return _error(422, "validation_failed", [{"field": "body", "reason": "must be a JSON object"}])
         tenant_slug, source_name = raw.get("tenant"), raw.get("source")
@@ -223,7 +287,7 @@ def create_app() -> FastAPI:
             return _error(422, "validation_failed", [{"field": "tenant", "reason": "no such tenant is configured"}])
         source = tenant.source(source_name)
         if source is None:
-            return _error(401, "unauthorized", f"source {source_name!r} is not configured for this tenant")
+            return _error(401, "unauthorized", f"source {source_name[:64]!r} is not configured for this tenant")
         if not source.unsigned:
             try:
                 Webhook(source.secret()).verify(text_body, dict(request.headers), json_parse=False)
@@ -256,9 +320,9 @@ def create_app() -> FastAPI:
         platform's scheme against each entry that may have sent it; events go to the tenant whose
         entry accepted them. A platform that sends every account's events to one URL (Xero) is posted to
         /v1/webhooks/<provider>; each entry then keeps the events of its own account."""
-        body = await _read_body(request, cfg.max_body_bytes)
-        if body is None:
-            return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
+        body = await _read_body(request, cfg.max_body_bytes, cfg.body_timeout)
+        if isinstance(body, JSONResponse):
+            return body
         entries = [(slug, conf) for slug, t in tenants().items() if tenant in (None, slug)
                    for conf in [*t.platforms.values(), *t.channels.configured()] if conf.provider == provider]
         if not entries or not registry.has(provider, "parse_webhook"):
@@ -296,9 +360,9 @@ def create_app() -> FastAPI:
         401: {"description": "bad, missing or stale vendor signature"}, 404: {"description": "no such source"}})
     async def dispatch_hook(source: str, tenant: str, request: Request):
         """A dispatch system's own webhook (Jobber, ServiceTitan, FieldEdge): invoicer.hooks."""
-        body = await _read_body(request, cfg.max_body_bytes)
-        if body is None:
-            return _error(413, "too_large", f"the body is over {cfg.max_body_bytes} bytes")
+        body = await _read_body(request, cfg.max_body_bytes, cfg.body_timeout)
+        if isinstance(body, JSONResponse):
+            return body
         status, answer = await run_in_threadpool(hooks.receive, source, tenant, dict(request.headers), body)
         return JSONResponse(answer, status_code=status)
 

@@ -9,21 +9,30 @@ import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, \
+    model_validator
 
 from . import money
 
 _DECIMAL = re.compile(r"^-?\d{1,15}(\.\d{1,10})?$")
+# Control characters have no place in a name, an id or an address, and PostgreSQL cannot store NUL at all:
+# rejected at the door, naming the field, rather than failing (and being retried) deep in a worker.
+# Free text (a summary, a line's description) may still hold tabs and line breaks.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_MULTILINE = {"summary", "description"}
 
 
 def _to_decimal(value):
     if isinstance(value, bool):
         raise ValueError("must be a decimal string such as \"12.50\"")
     if isinstance(value, int):
+        if abs(value) >= 10 ** 15:
+            raise ValueError("must have at most 15 digits before the decimal point")
         return Decimal(value)
     if isinstance(value, float):
         raise ValueError("must be a decimal string such as \"12.50\", not a JSON number with a fraction "
-                         "(floats are never used for money)")
+                         "or an exponent (floats are never used for money)")
     if isinstance(value, str) and _DECIMAL.match(value):
         return Decimal(value)
     raise ValueError("must be a decimal string such as \"12.50\"")
@@ -34,8 +43,24 @@ NonNeg = Annotated[Dec, Field(ge=0)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 
 
+def _control(value, multiline: bool) -> bool:
+    if isinstance(value, str):
+        return bool((_CONTROL_IN_TEXT if multiline else _CONTROL).search(value))
+    if isinstance(value, dict):
+        return any(_control(k, False) or _control(v, False) for k, v in value.items())
+    return False
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value, info: ValidationInfo):
+        if _control(value, info.field_name in _MULTILINE):
+            raise ValueError("must not contain control characters" +
+                             (" (tabs and line breaks are allowed)" if info.field_name in _MULTILINE else ""))
+        return value
 
 
 class Technician(_Model):
@@ -124,6 +149,15 @@ class Job(_Model):
                                      f"{self.currency} allows ({digits})")
         if not (self.labor or self.materials or self.fees):
             raise ValueError("a job needs at least one labor, material or fee line")
+        too_large = f"is more than an invoice can hold (less than {money.MAX_AMOUNT:,} {self.currency})"
+        for name, items, a, b in (("labor", self.labor, "hours", "rate"),
+                                  ("materials", self.materials, "quantity", "unit_price")):
+            for i, item in enumerate(items):
+                if getattr(item, a) * getattr(item, b) >= money.MAX_AMOUNT:
+                    raise ValueError(f"{name}.{i}: {a} x {b} {too_large}")
+        totals = money.price(self)[2]
+        if max(totals.subtotal, totals.total) >= money.MAX_AMOUNT:
+            raise ValueError(f"total: {max(totals.subtotal, totals.total)} {too_large}")
         return self
 
 

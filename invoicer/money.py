@@ -8,6 +8,12 @@ from functools import lru_cache
 import iso4217
 
 
+# Amounts must stay below this: the invoice tables keep money as NUMERIC(20, 6) (db.Money), 14 digits
+# before the point. The ingress refuses a job whose lines or total would not fit, rather than accept it
+# and fail in a worker.
+MAX_AMOUNT = Decimal(10) ** 14
+
+
 @lru_cache(maxsize=None)
 def minor_unit(currency: str) -> int:
     """ISO 4217 minor unit (number of decimals) of a currency.
