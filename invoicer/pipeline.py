@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -152,16 +153,25 @@ def _apply(conn: Connection, ev) -> list[int]:
     return _create_invoice(conn, tenant, ev.tenant, job.id, current_pk, trigger_pk=event_pk)
 
 
+def _reason(exc: Exception) -> str:
+    """Why, without the data: a validation error names its fields and rules, never the values it was
+    given (a customer's name would otherwise reach the logs)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors(include_input=False))
+    return str(exc)
+
+
 def fail_event(event_pk: int, exc: Exception) -> None:
     """An event that cannot be applied (a bug, or data the code cannot handle) stops here, visibly."""
+    reason = _reason(exc)
     with db.engine().begin() as conn:
         ev = conn.execute(select(db.events.c.tenant).where(db.events.c.id == event_pk)).first()
         conn.execute(update(db.events).where(db.events.c.id == event_pk, db.events.c.status == "accepted")
-                     .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:500]))
+                     .values(status="failed", error=f"{type(exc).__name__}: {reason}"[:500]))
         if ev:
             audit(conn, ev.tenant, "event_failed", event_pk=event_pk, error=type(exc).__name__)
     log.error("event.failed", event_pk=event_pk, tenant=ev.tenant if ev else None, error=type(exc).__name__,
-              reason=str(exc)[:300])
+              reason=reason[:300])
 
 
 def _is_newer(conn: Connection, event: Event, current_pk: int) -> bool:

@@ -80,3 +80,30 @@ def test_a_vendor_error_quoting_the_customer_is_scrubbed_before_it_is_logged():
                         "billing_address": {"line1": "12 Lê Lợi"}}, "service_address": {"line1": "7 Rue Oberkampf"}}
     text = "The contact name Nguyễn Thị Hương is already assigned; address 7 Rue Oberkampf"
     assert _scrub(text, doc) == "The contact name [customer] is already assigned; address [customer]"
+
+
+def test_an_event_the_worker_cannot_validate_fails_without_its_data_in_the_log_or_the_row(clean, capsys):
+    """A stored event whose body no longer validates (a contract change, a bug) is failed with the
+    fields and rules that refused it, not the values: the customer's name stays out of both."""
+    import json as json_
+
+    from pydantic import ValidationError
+    from sqlalchemy import select
+
+    from invoicer import db, pipeline
+    from invoicer.ingress import persist
+    from invoicer.models import Event
+
+    from .conftest import make_event
+
+    event = make_event()
+    pk, _ = persist("acme-hvac", "mobile-app", Event.model_validate(event), json_.dumps(event))
+    event["customer"]["name"] = "Zofia Secretname " * 40  # over the 500-character limit
+    with pytest.raises(ValidationError) as exc:
+        Event.model_validate(event)
+    assert "Secretname" in str(exc.value)  # what pydantic would have put in the log
+    pipeline.fail_event(pk, exc.value)
+    with db.engine().connect() as conn:
+        error = conn.execute(select(db.events.c.error).where(db.events.c.id == pk)).scalar_one()
+    assert error == "ValidationError: customer.name: string_too_long"
+    assert "Secretname" not in capsys.readouterr().out
