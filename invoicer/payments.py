@@ -7,6 +7,10 @@ by writing its `payment_polls.polled_at` (a second beat claims nothing). One tas
 asks the platform (`poll()`) through the adapter, whose calls go through the shared rate limiter, and
 records what it says exactly as a payment webhook would (`pipeline.apply_webhook`): a paid invoice
 stops its reminders.
+
+A platform whose webhooks carry ids only (QuickBooks) has its notices turned into the same polls at once
+(tasks.reminders.payment_notice): an invoice changed -> its poll task now (`open_deliveries()`); a payment
+changed -> a task that fetches the payment, finds the invoices it pays and polls each (`follow()`).
 """
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ log = logs.get("invoicer.payments")
 
 
 def pollable() -> list[str]:
-    """Provider slugs that can report payment status and send no webhooks to tell it."""
-    return sorted(slug for slug in registry.all_providers()
-                  if registry.has(slug, "payment_status") and not registry.has(slug, "parse_webhook"))
+    """Provider slugs that can report payment status and send no webhooks to tell it (or only best-effort
+    ones, `poll_payments`: the poll is the backstop)."""
+    return sorted(slug for slug, cls in registry.all_providers().items() if registry.has(slug, "payment_status")
+                  and (not registry.has(slug, "parse_webhook") or cls.poll_payments))
 
 
 def _claim(conn, delivery_id: int, now: datetime, cutoff: datetime) -> bool:
@@ -100,3 +105,40 @@ def _record(delivery_id: int, outcome: str, error: str | None = None) -> None:
     with db.engine().begin() as conn:
         conn.execute(db.payment_polls.update().where(and_(p.delivery_id == delivery_id)).values(
             outcome=outcome, last_error=error))
+
+
+def open_deliveries(tenant: str, provider: str, external_ids: list[str], target: str | None = None) -> list[int]:
+    """Our invoice deliveries on that platform for these vendor ids, still open (not paid, not voided)."""
+    d, i = db.deliveries.c, db.invoices.c
+    q = (select(d.id).join(db.invoices, i.id == d.invoice_id)
+         .where(i.tenant == tenant, d.provider == provider, d.kind == "invoice", d.external_id.in_(external_ids),
+                i.paid_at.is_(None), i.voided_at.is_(None)).order_by(d.id))
+    if target is not None:
+        q = q.where(d.target == target)
+    with db.engine().connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
+def follow(tenant: str, provider: str, payment_id: str, account: str | None = None) -> list[str]:
+    """Fetch a payment the platform says changed, and poll each of our open invoices it is applied to; the
+    poll's outcome per invoice. A payment that cannot be fetched (gone, refused, rate limited) is left to the
+    hourly poll."""
+    cfg = settings()
+    conf = tenants().get(tenant)
+    for name, platform in (conf.platforms.items() if conf else []):
+        if platform.provider != provider:
+            continue
+        ctx = pipeline.Ctx(engine=db.engine(), var_dir=cfg.var_dir, tenant=tenant, platform=name)
+        try:
+            linked = registry.get(provider)(platform.model_dump(), ctx).payment_invoices(payment_id, account)
+        except ProviderError as exc:
+            log.warning("payment.follow_failed", tenant=tenant, platform=name, provider=provider,
+                        error=type(exc).__name__)
+            return []
+        if linked is None:  # another account's payment
+            continue
+        ids = open_deliveries(tenant, provider, linked, target=name) if linked else []
+        log.info("payment.followed", tenant=tenant, platform=name, provider=provider, invoices=len(linked),
+                 open=len(ids))
+        return [poll(delivery_id) for delivery_id in ids]
+    return []
