@@ -107,38 +107,58 @@ def _record(delivery_id: int, outcome: str, error: str | None = None) -> None:
             outcome=outcome, last_error=error))
 
 
-def open_deliveries(tenant: str, provider: str, external_ids: list[str], target: str | None = None) -> list[int]:
-    """Our invoice deliveries on that platform for these vendor ids, still open (not paid, not voided)."""
+def open_deliveries(tenant: str, provider: str, external_ids: list[str] | None,
+                    target: str | None = None) -> list[int]:
+    """Our invoice deliveries on that platform (for these vendor ids; None: any), made there and still open
+    (not paid, not voided)."""
     d, i = db.deliveries.c, db.invoices.c
     q = (select(d.id).join(db.invoices, i.id == d.invoice_id)
-         .where(i.tenant == tenant, d.provider == provider, d.kind == "invoice", d.external_id.in_(external_ids),
+         .where(i.tenant == tenant, d.provider == provider, d.kind == "invoice", d.external_id.is_not(None),
                 i.paid_at.is_(None), i.voided_at.is_(None)).order_by(d.id))
+    if external_ids is not None:
+        q = q.where(d.external_id.in_(external_ids))
     if target is not None:
         q = q.where(d.target == target)
     with db.engine().connect() as conn:
         return list(conn.execute(q).scalars())
 
 
-def follow(tenant: str, provider: str, payment_id: str, account: str | None = None) -> list[str]:
-    """Fetch a payment the platform says changed, and poll each of our open invoices it is applied to; the
-    poll's outcome per invoice. A payment that cannot be fetched (gone, refused, rate limited) is left to the
-    hourly poll."""
-    cfg = settings()
+def anchors(tenant: str, provider: str, account: str | None) -> list[int]:
+    """For a payment notice: one open invoice delivery of ours on each of the tenant's entries of that provider
+    that stands for `account` (the entry's `webhook_account()`). The task that follows the payment starts from
+    it (the entry to ask; its messages carry ids only). None open there: nothing the payment could settle."""
     conf = tenants().get(tenant)
-    for name, platform in (conf.platforms.items() if conf else []):
-        if platform.provider != provider:
-            continue
-        ctx = pipeline.Ctx(engine=db.engine(), var_dir=cfg.var_dir, tenant=tenant, platform=name)
-        try:
-            linked = registry.get(provider)(platform.model_dump(), ctx).payment_invoices(payment_id, account)
-        except ProviderError as exc:
-            log.warning("payment.follow_failed", tenant=tenant, platform=name, provider=provider,
-                        error=type(exc).__name__)
-            return []
-        if linked is None:  # another account's payment
-            continue
-        ids = open_deliveries(tenant, provider, linked, target=name) if linked else []
-        log.info("payment.followed", tenant=tenant, platform=name, provider=provider, invoices=len(linked),
-                 open=len(ids))
-        return [poll(delivery_id) for delivery_id in ids]
-    return []
+    cls = registry.get(provider)
+    names = [name for name, p in (conf.platforms.items() if conf else []) if p.provider == provider
+             and cls(p.model_dump(), None).webhook_account() in (None, account)]
+    out = []
+    for name in names:
+        ids = open_deliveries(tenant, provider, None, target=name)
+        out += ids[:1]
+    return out
+
+
+def follow(delivery_id: int, payment_id: str) -> list[str]:
+    """Fetch a payment the platform says changed, on the entry of our invoice `delivery_id`, and poll each of
+    our open invoices there it is applied to; the poll's outcome per invoice. A payment that cannot be
+    fetched (gone, refused, rate limited) is left to the hourly poll."""
+    cfg = settings()
+    d, i = db.deliveries.c, db.invoices.c
+    with db.engine().connect() as conn:
+        row = conn.execute(select(d.target, d.provider, i.tenant).join(db.invoices, i.id == d.invoice_id)
+                           .where(d.id == delivery_id)).first()
+    conf = tenants().get(row.tenant) if row else None
+    platform = conf.platforms.get(row.target) if conf else None
+    if platform is None:
+        return []
+    ctx = pipeline.Ctx(engine=db.engine(), var_dir=cfg.var_dir, tenant=row.tenant, platform=row.target)
+    try:
+        linked = registry.get(row.provider)(platform.model_dump(), ctx).payment_invoices(payment_id)
+    except ProviderError as exc:
+        log.warning("payment.follow_failed", tenant=row.tenant, platform=row.target, provider=row.provider,
+                    error=type(exc).__name__)
+        return []
+    ids = open_deliveries(row.tenant, row.provider, linked, target=row.target) if linked else []
+    log.info("payment.followed", tenant=row.tenant, platform=row.target, provider=row.provider,
+             invoices=len(linked), open=len(ids))
+    return [poll(i) for i in ids]

@@ -80,6 +80,11 @@ class Provider:
         self.options = options or {}
         self.ctx = ctx
 
+    def webhook_account(self) -> str | None:
+        """The vendor account this entry stands for, as the vendor's webhooks name it (QuickBooks: the
+        realm); None: any."""
+        return None
+
     def env_secret(self, option: str, what: str) -> str:
         """The secret in the environment variable that option `option` names (MappingMissing when the
         option is not set, AuthFailed when the variable is empty)."""

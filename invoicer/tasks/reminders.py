@@ -28,19 +28,24 @@ def poll_payment(self, delivery_id: int) -> str:
 
 
 @task("invoicer.invoices.follow_payment", "invoices")
-def follow_payment(self, tenant: str, provider: str, payment_id: str, account: str | None = None) -> list[str]:
-    """A payment notice (QuickBooks webhook): the invoices it pays, each asked about now."""
-    return payments.follow(tenant, provider, payment_id, account)
+def follow_payment(self, delivery_id: int, payment_id: int) -> list[str]:
+    """A payment notice (QuickBooks webhook) on the platform entry of our invoice `delivery_id`: the invoices
+    the payment is applied to, each asked about now."""
+    return payments.follow(delivery_id, str(payment_id))
 
 
 def payment_notice(tenant: str, provider: str, event) -> str:
     """A verified notice that an invoice or a payment changed, ids only: the platform is asked off the request
     (the vendor wants its answer within seconds): `polling` (our open invoice's poll task is enqueued),
-    `not_open` (not ours, or already paid or voided), `following` (the payment is fetched by a task)."""
+    `following` (the payment is fetched by a task), `not_open` (nothing of ours open there to settle)."""
     if event.type == "invoice.changed":
         ids = payments.open_deliveries(tenant, provider, [event.external_id])
         for delivery_id in ids:
             poll_payment.apply_async((delivery_id,))
         return "polling" if ids else "not_open"
-    follow_payment.apply_async((tenant, provider, event.external_id, event.raw.get("account")))
-    return "following"
+    if not event.external_id.isdigit():  # QuickBooks' ids are numbers; task messages carry integers only
+        return "ignored"
+    anchors = payments.anchors(tenant, provider, event.raw.get("account"))
+    for delivery_id in anchors:
+        follow_payment.apply_async((delivery_id, int(event.external_id)))
+    return "following" if anchors else "not_open"

@@ -247,9 +247,9 @@ class QuickBooks(Provider):
             raise AuthFailed(f"quickbooks webhook: environment variable {name} (the verifier token) is not set")
         return webhooks.parse(headers, body, token, self.options.get("realm_id"))
 
-    def payment_invoices(self, payment_id: str, account: str | None = None) -> list[str] | None:
-        """The invoices a payment is applied to (GET /payment/{id}, Line[].LinkedTxn of TxnType Invoice); None
-        when the notification was for another company than this entry's."""
-        if account and account != self._realm():
-            return None
+    def webhook_account(self) -> str | None:
+        return str(self.options["realm_id"]) if self.options.get("realm_id") else None
+
+    def payment_invoices(self, payment_id: str) -> list[str]:
+        """The invoices a payment is applied to: GET /payment/{id}, its Line[].LinkedTxn of TxnType Invoice."""
         return transform.linked_invoices(self._request("GET", f"payment/{payment_id}")["Payment"])

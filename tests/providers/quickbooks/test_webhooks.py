@@ -135,23 +135,26 @@ def test_a_payment_notification_marks_the_invoice_paid_and_its_queued_reminder_i
     assert [(r.status, r.detail["reason"]) for r in sent(made)] == [("skipped", "the invoice is paid")] * 2
     assert reminders.fan_out(at(7, 10)) == []
     trail = audit_actions(inv)
-    # a replay (Intuit signs no timestamp) and the invoice's own notice: nothing more in the audit trail
-    assert post(client, published, body, headers)["outcomes"] == ["following"]
+    # a replay (Intuit signs no timestamp) and the invoice's own notice: nothing left open to ask about
+    assert post(client, published, body, headers)["outcomes"] == ["not_open"] and published == []
     body, headers = sim.notification([("Invoice", external, "Update")])
-    assert post(client, published, body, headers)["outcomes"] == ["not_open"]  # paid: nothing to ask
+    assert post(client, published, body, headers)["outcomes"] == ["not_open"]
     assert audit_actions(inv) == trail and trail.count("invoice_paid") == 1
 
 
 def test_a_partial_payment_is_recorded_once_and_reminders_go_on(qbo, client, published):
     sim, inv, external = qbo
-    sim.receive_payment(external, Decimal("100.00"))
+    payment = sim.receive_payment(external, Decimal("100.00"))
+    body, headers = sim.notification([("Payment", payment, "Create")])
+    assert post(client, published, body, headers)["outcomes"] == ["following"]
+    part = amounts(inv)
+    assert part.amount_paid == Decimal("100.00") and part.paid_at is None
+    assert post(client, published, body, headers)["outcomes"] == ["following"]  # replayed: asked again ...
     body, headers = sim.notification([("Invoice", external, "Update")])
     assert post(client, published, body, headers)["outcomes"] == ["polling"]
     assert [name for name, _ in published] == ["invoicer.invoices.poll_payment"]
-    part = amounts(inv)
-    assert part.amount_paid == Decimal("100.00") and part.paid_at is None
-    post(client, published, body, headers)  # the same notice again: asked again, nothing new recorded
-    assert audit_actions(inv).count("payment_partial") == 1
+    assert len(sim.api_requests(f"/invoice/{external}", "GET")) == 3
+    assert audit_actions(inv).count("payment_partial") == 1  # ... and recorded once
     assert len(reminders.fan_out(at(0, 10))) == 2  # still owed: the due-date reminder is made
 
 
