@@ -161,4 +161,4 @@ def follow(delivery_id: int, payment_id: str) -> list[str]:
     ids = open_deliveries(row.tenant, row.provider, linked, target=row.target) if linked else []
     log.info("payment.followed", tenant=row.tenant, platform=row.target, provider=row.provider,
              invoices=len(linked), open=len(ids))
-    return [poll(i) for i in ids]
+    return [poll(delivery) for delivery in ids]
