@@ -120,7 +120,12 @@ async def _operate(action, *args, **kw):
 def apply_platform_event(tenant: str, provider: str, event) -> str:
     """One verified platform event: a signature (`job.signed`, DocuSign Connect) becomes the job's event,
     persisted and published as `POST /v1/events` does (once: its id is fixed by the signed document);
+    a notice that carries ids only (QuickBooks) makes the platform be asked (tasks.reminders.payment_notice);
     anything else is recorded against the invoice (pipeline.apply_webhook)."""
+    if event.type in ("invoice.changed", "payment.changed"):
+        from .tasks.reminders import payment_notice
+
+        return payment_notice(tenant, provider, event)
     if event.type != "job.signed":
         return pipeline.apply_webhook(tenant, provider, event)
     from . import signatures

@@ -7,6 +7,10 @@ by writing its `payment_polls.polled_at` (a second beat claims nothing). One tas
 asks the platform (`poll()`) through the adapter, whose calls go through the shared rate limiter, and
 records what it says exactly as a payment webhook would (`pipeline.apply_webhook`): a paid invoice
 stops its reminders.
+
+A platform whose webhooks carry ids only (QuickBooks) has its notices turned into the same polls at once
+(tasks.reminders.payment_notice): an invoice changed -> its poll task now (`open_deliveries()`); a payment
+changed -> a task that fetches the payment, finds the invoices it pays and polls each (`follow()`).
 """
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ log = logs.get("invoicer.payments")
 
 
 def pollable() -> list[str]:
-    """Provider slugs that can report payment status and send no webhooks to tell it."""
-    return sorted(slug for slug in registry.all_providers()
-                  if registry.has(slug, "payment_status") and not registry.has(slug, "parse_webhook"))
+    """Provider slugs that can report payment status and send no webhooks to tell it (or only best-effort
+    ones, `poll_payments`: the poll is the backstop)."""
+    return sorted(slug for slug, cls in registry.all_providers().items() if registry.has(slug, "payment_status")
+                  and (not registry.has(slug, "parse_webhook") or cls.poll_payments))
 
 
 def _claim(conn, delivery_id: int, now: datetime, cutoff: datetime) -> bool:
@@ -100,3 +105,60 @@ def _record(delivery_id: int, outcome: str, error: str | None = None) -> None:
     with db.engine().begin() as conn:
         conn.execute(db.payment_polls.update().where(and_(p.delivery_id == delivery_id)).values(
             outcome=outcome, last_error=error))
+
+
+def open_deliveries(tenant: str, provider: str, external_ids: list[str] | None,
+                    target: str | None = None) -> list[int]:
+    """Our invoice deliveries on that platform (for these vendor ids; None: any), made there and still open
+    (not paid, not voided)."""
+    d, i = db.deliveries.c, db.invoices.c
+    q = (select(d.id).join(db.invoices, i.id == d.invoice_id)
+         .where(i.tenant == tenant, d.provider == provider, d.kind == "invoice", d.external_id.is_not(None),
+                i.paid_at.is_(None), i.voided_at.is_(None)).order_by(d.id))
+    if external_ids is not None:
+        q = q.where(d.external_id.in_(external_ids))
+    if target is not None:
+        q = q.where(d.target == target)
+    with db.engine().connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
+def anchors(tenant: str, provider: str, account: str | None) -> list[int]:
+    """For a payment notice: one open invoice delivery of ours on each of the tenant's entries of that provider
+    that stands for `account` (the entry's `webhook_account()`). The task that follows the payment starts from
+    it (the entry to ask; its messages carry ids only). None open there: nothing the payment could settle."""
+    conf = tenants().get(tenant)
+    cls = registry.get(provider)
+    names = [name for name, p in (conf.platforms.items() if conf else []) if p.provider == provider
+             and cls(p.model_dump(), None).webhook_account() in (None, account)]
+    out = []
+    for name in names:
+        ids = open_deliveries(tenant, provider, None, target=name)
+        out += ids[:1]
+    return out
+
+
+def follow(delivery_id: int, payment_id: str) -> list[str]:
+    """Fetch a payment the platform says changed, on the entry of our invoice `delivery_id`, and poll each of
+    our open invoices there it is applied to; the poll's outcome per invoice. A payment that cannot be
+    fetched (gone, refused, rate limited) is left to the hourly poll."""
+    cfg = settings()
+    d, i = db.deliveries.c, db.invoices.c
+    with db.engine().connect() as conn:
+        row = conn.execute(select(d.target, d.provider, i.tenant).join(db.invoices, i.id == d.invoice_id)
+                           .where(d.id == delivery_id)).first()
+    conf = tenants().get(row.tenant) if row else None
+    platform = conf.platforms.get(row.target) if conf else None
+    if platform is None:
+        return []
+    ctx = pipeline.Ctx(engine=db.engine(), var_dir=cfg.var_dir, tenant=row.tenant, platform=row.target)
+    try:
+        linked = registry.get(row.provider)(platform.model_dump(), ctx).payment_invoices(payment_id)
+    except ProviderError as exc:
+        log.warning("payment.follow_failed", tenant=row.tenant, platform=row.target, provider=row.provider,
+                    error=type(exc).__name__)
+        return []
+    ids = open_deliveries(row.tenant, row.provider, linked, target=row.target) if linked else []
+    log.info("payment.followed", tenant=row.tenant, platform=row.target, provider=row.provider,
+             invoices=len(linked), open=len(ids))
+    return [poll(delivery) for delivery in ids]

@@ -46,7 +46,9 @@ class PaymentStatus:
 @dataclass(frozen=True)
 class WebhookEvent:
     """One verified vendor event, normalised; the raw payload is kept beside it."""
-    type: str  # invoice.paid | invoice.payment_partial | invoice.voided | message.<status> | other
+    # invoice.paid | invoice.payment_partial | invoice.voided | message.<status> | other; or, when the vendor
+    # sends ids only: invoice.changed (ask its payment status) | payment.changed (ask which invoices it pays)
+    type: str
     external_id: str
     amount_paid: Decimal | None = None
     reference: str | None = None  # our own key when the vendor echoes it (message events: the delivery key)
@@ -68,6 +70,7 @@ class Provider:
     slug: str = ""
     capabilities: frozenset[str] = frozenset()
     shared_webhook_url = False  # True: one webhook URL for all accounts; each entry keeps its own events
+    poll_payments = False  # True: payment status is polled even though the platform sends webhooks (best-effort ones)
     # a message channel that cannot look an earlier send up (find_message): True = after an unknown
     # outcome send again anyway (at least once: SMTP, or sends idempotent by themselves); False = stop
     # and mark the delivery for review, so a person decides
@@ -76,6 +79,11 @@ class Provider:
     def __init__(self, options: dict[str, Any] | None = None, ctx: Any = None):
         self.options = options or {}
         self.ctx = ctx
+
+    def webhook_account(self) -> str | None:
+        """The vendor account this entry stands for, as the vendor's webhooks name it (QuickBooks: the
+        realm); None: any."""
+        return None
 
     def env_secret(self, option: str, what: str) -> str:
         """The secret in the environment variable that option `option` names (MappingMissing when the

@@ -6,7 +6,8 @@ QuickBooks item Id per line kind), tax_code (a string for taxable lines, or {tax
 TAX/NON), txn_tax_code, discount_account, base_url (default https://quickbooks.api.intuit.com), token_url
 (default Intuit's bearer-token endpoint), client_id_env / client_secret_env (names of the environment
 variables that hold the app's client id and secret; default INVOICER_QUICKBOOKS_CLIENT_ID/_SECRET),
-sandbox (links to the sandbox app), send (the pipeline then calls send_invoice).
+sandbox (links to the sandbox app), send (the pipeline then calls send_invoice), webhook_token_env (the
+environment variable with the app's webhook Verifier Token; default INVOICER_QUICKBOOKS_WEBHOOK_TOKEN).
 
 Stored credentials (invoicer credentials set <tenant> <platform>): {access_token, refresh_token, expires_at}
 with expires_at in epoch seconds (an ISO 8601 string is read too).
@@ -21,17 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 
 import requests
 
 from ...errors import AuthFailed, MappingMissing, RateLimited, Rejected
 from .. import http
-from ..base import Created, PaymentStatus, Provider
+from ..base import Created, PaymentStatus, Provider, WebhookEvent
 from ..oauth import RefreshingToken
 from ..ratelimit import within
 from ..registry import register
-from . import transform
+from . import transform, webhooks
 
 log = logging.getLogger("invoicer.providers.quickbooks")
 
@@ -72,7 +74,9 @@ def derived_key(key: str, purpose: str) -> str:
 @register
 class QuickBooks(Provider):
     slug = SLUG
-    capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status"})
+    capabilities = frozenset({"create_invoice", "find_invoice", "send_invoice", "payment_status", "parse_webhook"})
+    shared_webhook_url = True  # one endpoint per app, for every connected company
+    poll_payments = True  # Intuit delivers webhooks best-effort: the hourly poll stays as the backstop
 
     # ------------------------------------------------------------ configuration
 
@@ -232,3 +236,20 @@ class QuickBooks(Provider):
 
     def payment_status(self, external_id: str) -> PaymentStatus:
         return transform.payment_status(self._request("GET", f"invoice/{external_id}")["Invoice"])
+
+    # ------------------------------------------------------------ webhooks
+
+    def parse_webhook(self, headers: dict, body: bytes, url: str = "") -> list[WebhookEvent]:
+        """Verified invoice and payment changes of this entry's company (webhooks.py); no call to Intuit."""
+        name = self.options.get("webhook_token_env") or "INVOICER_QUICKBOOKS_WEBHOOK_TOKEN"
+        token = os.environ.get(name)
+        if not token:
+            raise AuthFailed(f"quickbooks webhook: environment variable {name} (the verifier token) is not set")
+        return webhooks.parse(headers, body, token, self.options.get("realm_id"))
+
+    def webhook_account(self) -> str | None:
+        return str(self.options["realm_id"]) if self.options.get("realm_id") else None
+
+    def payment_invoices(self, payment_id: str) -> list[str]:
+        """The invoices a payment is applied to: GET /payment/{id}, its Line[].LinkedTxn of TxnType Invoice."""
+        return transform.linked_invoices(self._request("GET", f"payment/{payment_id}")["Payment"])

@@ -35,13 +35,21 @@ It follows Intuit's documentation where it says something and integrators' repor
     errorCode=003001; statusCode=429", type SERVICE). Intuit documents no Retry-After header ("wait 60
     seconds"): none is sent unless `retry_after` is set.
 
-Tests read `invoices`, `customers`, `sent` and `received` to assert on the vendor's side.
+  * payments and webhooks: `receive_payment(invoice_id, amount)` records a Payment applied to the invoice
+    (Line[].LinkedTxn TxnType Invoice, its Balance lowered) that `GET /payment/{id}` answers (610 Object Not
+    Found for another id); `notification(entities)` is the signed body and headers Intuit would POST to the
+    app's webhook endpoint: `intuit-signature` = base64 HMAC-SHA256 of the body with the app's verifier token
+    (`webhook_token`), in the original eventNotifications format or, with `cloudevents=True`, as CloudEvents.
+
+Tests read `invoices`, `customers`, `payments`, `sent` and `received` to assert on the vendor's side.
 """
 from __future__ import annotations
 
 import base64
 import copy
 import itertools
+import json
+import uuid
 import re
 import secrets
 import threading
@@ -53,7 +61,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..simulate import Reply, Request, Simulator
-from . import schema
+from . import schema, webhooks
 from .transform import dumps, loads
 
 ACCESS_TTL = 3600
@@ -162,7 +170,8 @@ class QuickBooksSimulator(Simulator):
                  client_secret: str = "sim-client-secret", items: dict[str, str] | None = None,
                  tax_codes: set[str] | None = None, tax_rate: Decimal = Decimal("0"),
                  per_minute: int = 500, per_second: int = 10, concurrency: int = 10,
-                 clock: Callable[[], float] = time.time, spec: str | Path | bool | None = None):
+                 clock: Callable[[], float] = time.time, spec: str | Path | bool | None = None,
+                 webhook_token: str = "sim-verifier-token"):
         super().__init__()
         # Intuit's XSDs (a folder): None/True -> INVOICER_QUICKBOOKS_SPEC or ../shared; False -> no schema check
         folder = None if spec is False else schema.spec_dir() if spec in (None, True) else Path(spec)
@@ -182,6 +191,8 @@ class QuickBooksSimulator(Simulator):
         self.refresh_tokens: dict[str, float] = {}  # token -> expires at; only the newest of a chain is valid
         self.invoices: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
+        self.payments: dict[str, dict] = {}
+        self.webhook_token = webhook_token
         self.other_names: set[str] = set()  # DisplayNames of vendors and employees: a customer query shows none
         self.before_customer_create = None  # tests: called with the body first, as another client acting then
         self.sent: list[tuple[str, str]] = []  # (invoice id, address)
@@ -201,7 +212,9 @@ class QuickBooksSimulator(Simulator):
                 "token_url": f"{url}/oauth2/v1/tokens/bearer", "items": {"labor": "1", "material": "2", "fee": "3"}}
 
     def env(self) -> dict[str, str]:
-        return {"INVOICER_QUICKBOOKS_CLIENT_ID": self.client_id, "INVOICER_QUICKBOOKS_CLIENT_SECRET": self.client_secret}
+        return {"INVOICER_QUICKBOOKS_CLIENT_ID": self.client_id,
+                "INVOICER_QUICKBOOKS_CLIENT_SECRET": self.client_secret,
+                "INVOICER_QUICKBOOKS_WEBHOOK_TOKEN": self.webhook_token}
 
     def tokens(self) -> dict:
         return self.issue_tokens()
@@ -221,6 +234,41 @@ class QuickBooksSimulator(Simulator):
         with self.state:
             inv = self.invoices[invoice_id]
             inv["Balance"] = max(Decimal(0), inv["Balance"] - amount)
+
+    def receive_payment(self, invoice_id: str, amount: Decimal) -> str:
+        """A customer payment applied to the invoice, as QuickBooks records it (its Balance lowered); its id."""
+        with self.state:
+            inv = self._invoice(invoice_id)
+            amount = min(Decimal(amount), inv["Balance"])
+            inv["Balance"] -= amount
+            inv["SyncToken"] = str(int(inv["SyncToken"]) + 1)
+            pay_id = str(next(self._ids))
+            self.payments[pay_id] = {
+                "Id": pay_id, "SyncToken": "0", "domain": "QBO", "sparse": False, "MetaData": self._meta(),
+                "TxnDate": date.today().isoformat(), "CustomerRef": dict(inv["CustomerRef"]),
+                "TotalAmt": amount, "UnappliedAmt": Decimal(0), "ProcessPayment": False,
+                "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}]}
+        return pay_id
+
+    def notification(self, entities: list[tuple[str, str, str]], realm_id: str | None = None,
+                     cloudevents: bool = False, token: str | None = None) -> tuple[bytes, dict]:
+        """The body and headers Intuit would POST to the webhook endpoint for these (entity, id, operation)
+        changes, e.g. [("Payment", "131", "Create")]."""
+        realm, now = realm_id or self.realm_id, _now_iso()
+        if cloudevents:
+            past = {"Create": "created", "Update": "updated", "Delete": "deleted", "Void": "voided",
+                    "Merge": "merged", "Emailed": "emailed"}
+            payload: Any = [{"specversion": "1.0", "id": str(uuid.uuid4()), "source": "intuit.sim",
+                             "type": f"qbo.{name.lower()}.{past.get(op, op.lower())}.v1",
+                             "datacontenttype": "application/json", "time": now, "intuitentityid": entity_id,
+                             "intuitaccountid": realm, "data": {}} for name, entity_id, op in entities]
+        else:
+            payload = {"eventNotifications": [{"realmId": realm, "dataChangeEvent": {"entities": [
+                {"name": name, "id": entity_id, "operation": op, "lastUpdated": now}
+                for name, entity_id, op in entities]}}]}
+        body = json.dumps(payload).encode()
+        return body, {webhooks.HEADER: webhooks.sign(body, token or self.webhook_token),
+                      "Content-Type": "application/json"}
 
     def by_number(self, doc_number: str) -> list[dict]:
         return [inv for inv in self.invoices.values() if inv.get("DocNumber") == doc_number]
@@ -485,6 +533,14 @@ class QuickBooksSimulator(Simulator):
     def _read_invoice(self, request: Request) -> Reply:
         return _json_reply(200, {"Invoice": self._invoice(request.params["id"]), "time": _now_iso()})
 
+    def _read_payment(self, request: Request) -> Reply:
+        payment = self.payments.get(request.params["id"])
+        if payment is None:
+            raise Fault("610", "Object Not Found",
+                        "Object Not Found : Something you're trying to use has been made inactive. Check the "
+                        "fields with accounts, customers, items, vendors or employees.")
+        return _json_reply(200, {"Payment": payment, "time": _now_iso()})
+
     def _send_invoice(self, request: Request) -> Reply:
         inv = self._invoice(request.params["id"])
         to = (request.query.get("sendTo") or [None])[0] or (inv.get("BillEmail") or {}).get("Address")
@@ -562,6 +618,7 @@ class QuickBooksSimulator(Simulator):
         ("POST", _CO + r"/invoice", _create_invoice),
         ("GET", _CO + r"/invoice/(?P<id>\d+)", _read_invoice),
         ("POST", _CO + r"/invoice/(?P<id>\d+)/send", _send_invoice),
+        ("GET", _CO + r"/payment/(?P<id>\d+)", _read_payment),
         ("POST", _CO + r"/customer", _create_customer),
         ("GET", _CO + r"/query", _query),
         ("POST", _CO + r"/query", _query),

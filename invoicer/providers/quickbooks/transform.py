@@ -263,6 +263,16 @@ def payment_status(invoice: dict) -> PaymentStatus:
     return PaymentStatus(amount_paid=total - balance, amount_due=balance, paid=balance <= 0)
 
 
+def linked_invoices(payment: dict) -> list[str]:
+    """The ids of the invoices a Payment is applied to: its lines' LinkedTxn of TxnType Invoice, once each."""
+    out: list[str] = []
+    for line in payment.get("Line") or []:
+        for txn in (line or {}).get("LinkedTxn") or []:
+            if (txn or {}).get("TxnType") == "Invoice" and txn.get("TxnId") and str(txn["TxnId"]) not in out:
+                out.append(str(txn["TxnId"]))
+    return out
+
+
 def query_rows(response: dict, entity: str) -> list[dict]:
     return list((response.get("QueryResponse") or {}).get(entity) or [])
 

@@ -313,6 +313,19 @@ def test_payment_status_follows_the_balance(sim, ctx, qb, docs):
     assert qb.payment_status(created.external_id).paid
 
 
+def test_a_payment_leads_to_the_invoices_it_is_applied_to(sim, ctx, qb, docs, monkeypatch):
+    created = qb.create_invoice(docs[11], KEY)
+    payment = sim.receive_payment(created.external_id, Decimal("10.00"))
+    assert qb.payment_invoices(payment) == [created.external_id] and qb.webhook_account() == REALM
+    assert qb.payment_status(created.external_id).amount_paid == Decimal("10.00")
+    with pytest.raises(Rejected, match="610"):
+        qb.payment_invoices("999")  # deleted meanwhile (Object Not Found): the hourly poll asks again
+    monkeypatch.delenv("INVOICER_QUICKBOOKS_WEBHOOK_TOKEN", raising=False)
+    with pytest.raises(AuthFailed, match="INVOICER_QUICKBOOKS_WEBHOOK_TOKEN"):
+        body, headers = sim.notification([("Payment", payment, "Create")])
+        qb.parse_webhook(headers, body)
+
+
 # ---------------------------------------------------------------- the simulator's own limits
 
 def _get(sim, token, query="select * from Invoice"):
