@@ -22,10 +22,14 @@ def make_app() -> Celery:
                                                              "invoicer.tasks.hooks", "invoicer.tasks.reminders"])
     options = {"visibility_timeout": cfg.visibility_timeout}
     if cfg.broker_url.startswith("filesystem"):  # the embedded broker: folders under var/
+        from ..embedded import register
+
+        register()
         folder = str(cfg.var_dir / "broker")
         os.makedirs(folder, exist_ok=True)
         options.update(data_folder_in=folder, data_folder_out=folder, polling_interval=0.05,
-                       processed_folder=str(cfg.var_dir / "broker-processed"), store_processed=False)
+                       processed_folder=str(cfg.var_dir / "broker-processed"), store_processed=False,
+                       control_folder=str(cfg.var_dir / "broker-control"))  # kombu's default: ./control
     elif cfg.broker_url.startswith("redis"):
         # kombu scans for abandoned (unacked, older than the visibility timeout) messages only every
         # interval x throttle seconds, 100 s by default: scan every quarter of the timeout instead
