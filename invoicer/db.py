@@ -255,6 +255,7 @@ hook_deliveries = Table(  # a dispatch system's own webhook (Jobber, ServiceTita
     Column("error", Text),
     _ts("received_at", nullable=False, default=utcnow),
     _ts("processed_at"),
+    _ts("swept_at"),  # when the sweep last re-enqueued it
     UniqueConstraint("tenant", "source", "delivery_key", name="uq_hook_deliveries_identity"),
     Index("ix_hook_deliveries_status_received", "status", "received_at"),
 )

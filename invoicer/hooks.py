@@ -27,7 +27,7 @@ from .config import ConfigError, settings, tenants
 from .errors import MappingMissing, ProviderError, Rejected
 from .models import Event
 from .providers.inbound import BadSignature, Delivery, Inbound
-from .store import audit, insert_ignore
+from .store import audit, insert_ignore, sweep
 
 log = logs.get("invoicer.hooks")
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -209,13 +209,14 @@ def retryable(exc: Exception) -> bool:
     return isinstance(exc, ProviderError) and exc.retryable
 
 
-def stalled(grace: float, limit: int = 500) -> list[int]:
-    """Hooks received more than `grace` seconds ago and still not mapped (their task was lost)."""
+def stalled(grace: float, limit: int = 500, now=None) -> list[int]:
+    """Hooks received more than `grace` seconds ago and still not mapped (their task was lost), each
+    re-driven with the sweep's back-off (store.sweep)."""
     from datetime import timedelta
 
     h = db.hook_deliveries.c
-    with db.engine().connect() as conn:
-        return list(conn.execute(select(h.id).where(
-            h.status == "received", h.received_at < db.utcnow() - timedelta(seconds=grace))
-            .order_by(h.id).limit(limit)).scalars())
-
+    now = now or db.utcnow()
+    with db.engine().begin() as conn:
+        return [r.id for r in sweep(conn, db.hook_deliveries, h.received_at,
+                                    [h.status == "received", h.received_at < now - timedelta(seconds=grace)],
+                                    now, grace, limit)]

@@ -22,7 +22,7 @@ from .errors import ProviderError, RateLimited
 from .models import Event
 from .providers import registry
 from .providers.ratelimit import Throttled
-from .store import audit, idempotency_key, insert_ignore
+from .store import audit, idempotency_key, insert_ignore, sweep
 
 log = logs.get("invoicer.pipeline")
 DISCARDED = "discarded"  # a dead letter an operator gave up on (`invoicer dlq discard`)
@@ -639,54 +639,25 @@ _HANDLERS = {"invoice": _invoice, "pdf": _pdf, "email": _message, "sms": _messag
 
 # ---------------------------------------------------------------- sweeps and dead letters
 
-SWEEP_BACKOFF_CAP = 10  # grace periods: the longest wait between two re-drives of one row
-
-
-def _due(rows, now, grace: float, limit: int) -> list:
-    """The rows (with `born` and `swept_at`) whose re-drive is due: the first a grace period after they
-    stalled, each later one after as long as the row had waited when it was last swept (so the waits
-    double, up to SWEEP_BACKOFF_CAP grace periods). A backlog that takes longer than a grace period to
-    drain is then not enqueued once more every period (the crash suite saw ten copies per event)."""
-    due = []
-    for r in rows:
-        if r.swept_at is not None:
-            wait = min(max(grace, (r.swept_at - r.born).total_seconds()), SWEEP_BACKOFF_CAP * grace)
-            if (now - r.swept_at).total_seconds() < wait:
-                continue
-        due.append(r)
-        if len(due) == limit:
-            break
-    return due
-
-
 def stalled(limit: int = 500, now=None) -> tuple[list[int], list[tuple[str, int]], list[int]]:
     """What the beat sweep re-drives: accepted events never processed, deliveries idle past their time,
     and invoices whose stage is complete but did not move on.
 
     A row is re-enqueued a grace period after it stalled, then again only after a doubling wait
-    (`swept_at`, `_due`), so a long queue is not multiplied by every sweep while it drains; a redundant
+    (`swept_at`, store.sweep), so a long queue is not multiplied by every sweep while it drains; a redundant
     copy is harmless, since every task claims first."""
     cfg = settings()
     now = now or db.utcnow()
     grace = now - timedelta(seconds=cfg.sweep_grace)
     e, d, i = db.events.c, db.deliveries.c, db.invoices.c
-    not_swept = lambda c: or_(c.swept_at.is_(None), c.swept_at < grace)  # noqa: E731
-    oldest_sweep_first = lambda c: (c.swept_at.is_not(None), c.swept_at, c.id)  # noqa: E731  (never swept first)
     with db.engine().begin() as conn:
-        events = [r.id for r in _due(conn.execute(
-            select(e.id, e.received_at.label("born"), e.swept_at)
-            .where(e.status == "accepted", e.received_at < grace, not_swept(e))
-            .order_by(*oldest_sweep_first(e)).limit(limit * 4)).all(), now, cfg.sweep_grace, limit)]
-        deliveries = [(r.kind, r.id) for r in _due(conn.execute(
-            select(d.kind, d.id, d.created_at.label("born"), d.swept_at).where(not_swept(d), or_(
-                and_(d.status == "pending", d.updated_at < grace),
-                and_(d.status == "retry", d.next_attempt_at < now - timedelta(seconds=5)),
-                and_(d.status == "running", d.claimed_until < now),
-            )).order_by(*oldest_sweep_first(d)).limit(limit * 4)).all(), now, cfg.sweep_grace, limit)]
-        if events:
-            conn.execute(update(db.events).where(e.id.in_(events)).values(swept_at=now))
-        if deliveries:
-            conn.execute(update(db.deliveries).where(d.id.in_([did for _, did in deliveries])).values(swept_at=now))
+        events = [r.id for r in sweep(conn, db.events, e.received_at, [e.status == "accepted", e.received_at < grace],
+                                      now, cfg.sweep_grace, limit)]
+        deliveries = [(r.kind, r.id) for r in sweep(conn, db.deliveries, d.created_at, [or_(
+            and_(d.status == "pending", d.updated_at < grace),
+            and_(d.status == "retry", d.next_attempt_at < now - timedelta(seconds=5)),
+            and_(d.status == "running", d.claimed_until < now),
+        )], now, cfg.sweep_grace, limit, columns=(d.kind,))]
         open_invoices = select(d.invoice_id).where(d.status.not_in(TERMINAL))
         invoices = conn.execute(select(i.id).where(i.stage != "done", i.created_at < grace,
                                                    i.id.not_in(open_invoices)).limit(limit)).scalars().all()
