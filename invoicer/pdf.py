@@ -10,9 +10,9 @@ Vietnamese and Polish letter, Greek, Cyrillic); characters it lacks (Japanese ka
 back, run by run, to IPAexGothic from the matplotlib-fontja wheel. Both are embedded as subsets.
 
 Layout and wording come from the tenant's `branding:` options (invoicer.branding.Branding). The
-fixed parts of the page are boxes of invoicer.pdfbox (no markup parsing, no nested Tables); the
-lines are a platypus Table, which splits over pages with its header row; the payment link's QR
-code comes from invoicer.qr. See docs/pdf.md, "Speed".
+page is boxes of invoicer.pdfbox (no markup parsing, no platypus): the lines are rows of boxes,
+laid over pages with the header row repeated, and the page count is known before a page is drawn;
+the payment link's QR code comes from invoicer.qr. See docs/pdf.md, "Speed".
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -38,11 +37,10 @@ from reportlab.lib.utils import _digester
 from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import SimpleDocTemplate, Spacer, Table
 
 from . import qr
 from .branding import Branding
-from .pdfbox import Block, Gap, Row, Span, Stack, Text
+from .pdfbox import Gap, Part, Row, Span, Stack, Text, paginate, rgb
 
 FONT, BOLD, CJK = "InvoicerSans", "InvoicerSans-Bold", "InvoicerCJK"
 MARGIN = 18 * mm
@@ -161,11 +159,6 @@ def _script_runs(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def markup(text: str) -> str:
-    """Paragraph markup for plain text: escaped, with each run that Noto Sans lacks in the fallback font."""
-    return "".join(f'<font name="{CJK}">{escape(t)}</font>' if cjk else escape(t) for t, cjk in _script_runs(text))
-
-
 def spans(text: str, size: float = 9, bold: bool = False, color: colors.Color = colors.black,
           link: str | None = None) -> list[Span]:
     """Plain text as drawing spans, each run in a font that has its characters."""
@@ -197,13 +190,6 @@ class _Look:
         """Plain text (newlines start new lines) in one style, wrapped to the width it is given."""
         color = color or self.ink
         return Text([spans(t, size, bold, color) for t in text.split("\n")], size, leading or size * 1.3, align)
-
-    def cell(self, text: str, width: float, size=9, bold=False, color=None, align=2):
-        """A table cell of one line: a plain string (the Table draws it) when Noto Sans covers it and it
-        fits the column (less the cell's 6 pt paddings), else a Block of Text, which wraps."""
-        if covered(text) and pdfmetrics.stringWidth(text, BOLD if bold else FONT, size) <= width - 12:
-            return text
-        return Block(self.text(text, size, bold, color, align))
 
     def money(self, value: Decimal) -> str:
         text = self.memo.get(value)
@@ -369,29 +355,24 @@ def _parties(look: _Look) -> Row:
     return Row(blocks, [look.width / len(blocks)] * len(blocks), pad=(3, 6, 3, 0))
 
 
-def _items(look: _Look) -> Table:
+def _items(look: _Look) -> list[Part]:
+    """The lines in sections, one Row each; every row after the header row repeats it on a new page."""
     show, on = look.brand.show, _on(look.accent)
     heads = [look.label(k) for k in ("description", "quantity", "unit_price", "amount")]
     widths = [look.width * f for f in (0.52, 0.12, 0.17, 0.19)]
-    rows: list[list] = [[look.cell(h, widths[i], bold=True, color=on, align=0 if i == 0 else 2)
-                         for i, h in enumerate(heads)]]
-    style = [("BACKGROUND", (0, 0), (-1, 0), look.accent), ("TEXTCOLOR", (0, 0), (-1, 0), on),
-             ("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTNAME", (0, 0), (-1, 0), BOLD),
-             ("FONTSIZE", (0, 0), (-1, -1), 9), ("TEXTCOLOR", (0, 1), (-1, -1), look.ink),
-             ("ALIGN", (1, 0), (-1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-             ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
-             ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE), ("LINEBELOW", (0, -1), (-1, -1), 0.75, look.accent)]
+    pad = (4, 6, 5, 6)
+    head = Row([look.text(h, bold=True, color=on, align=0 if i == 0 else 2) for i, h in enumerate(heads)], widths,
+               pad=pad, background=look.accent)
     band = _tint(look.accent, 0.1)
-    heights: dict[int, float] = {}  # rows measured here; the table measures the rest (header, sections)
+    rule = (0.25, RULE)
+    parts = [Part(head, keep_with_next=True)]
     for kind in KINDS:
         lines = [ln for ln in look.doc["lines"] if ln["kind"] == kind]
         if not lines:
             continue
-        r = len(rows)
-        rows.append([look.cell(look.label(kind), look.width, 8, True, align=0), "", "", ""])
-        style += [("SPAN", (0, r), (-1, r)), ("BACKGROUND", (0, r), (-1, r), band), ("FONTNAME", (0, r), (0, r), BOLD),
-                  ("FONTSIZE", (0, r), (0, r), 8), ("TOPPADDING", (0, r), (-1, r), 3),
-                  ("BOTTOMPADDING", (0, r), (-1, r), 3), ("NOSPLIT", (0, r), (-1, r + 1))]
+        section = Row([look.text(look.label(kind), 8, True)], [look.width], pad=(3, 6, 3, 6), background=band,
+                      rule_below=rule)
+        parts.append(Part(section, keep_with_next=True, head=head))  # never last on a page
         for ln in lines:
             extra = []
             if ln.get("sku") and show.sku:
@@ -407,15 +388,11 @@ def _items(look: _Look) -> Table:
                 qty, price = look.number(ln["quantity"]), look.money(ln["unit_price"])
             else:
                 qty = price = ""
-            row = [Block(desc), look.cell(qty, widths[1]), look.cell(price, widths[2]),
-                   look.cell(look.money(ln["amount"]), widths[3])]
-            # measured once here rather than again for every page the table is split over
-            heights[len(rows)] = max([9 * 1.2] + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row, widths)
-                                                  if isinstance(c, Block)]) + 9
-            rows.append(row)
-    table = Table(rows, colWidths=widths, rowHeights=[heights.get(i) for i in range(len(rows))], repeatRows=1)
-    table.setStyle(style)
-    return table
+            cells = [desc, *(look.text(t, align=2) for t in (qty, price, look.money(ln["amount"])))]
+            parts.append(Part(Row(cells, widths, pad=pad, rule_below=rule), head=head))
+    last = parts[-1].box
+    last.rule_below = (0.75, look.accent)
+    return parts
 
 
 def _totals(look: _Look) -> Stack:
@@ -443,8 +420,8 @@ def _totals(look: _Look) -> Stack:
 
 
 class _QR:
-    """The payment link as a QR code (invoicer.qr: encoded per invoice, nothing cached), drawn as one path,
-    and clickable."""
+    """The payment link as a QR code (invoicer.qr: encoded per invoice, nothing cached), drawn as one path
+    of the dark runs, and clickable."""
 
     QUIET = 4  # modules of white margin the standard asks for
     halign = "left"
@@ -458,11 +435,9 @@ class _QR:
     def paint(self, canv, x: float, top: float) -> None:
         count, runs = qr.dark_runs(self.url)
         box = self.size / (count + 2 * self.QUIET)
-        path = canv.beginPath()
-        for r, c, n in runs:
-            path.rect(x + (c + self.QUIET) * box, top - (r + self.QUIET + 1) * box, n * box, box)
-        canv.setFillColor(self.color)
-        canv.drawPath(path, stroke=0, fill=1)
+        x0, y0 = x + self.QUIET * box, top - (self.QUIET + 1) * box
+        path = " ".join(f"{x0 + c * box:.2f} {y0 - r * box:.2f} {n * box:.2f} {box:.2f} re" for r, c, n in runs)
+        canv._code.append(f"{rgb(self.color)} {path} f")
         canv.linkURL(self.url, (x, top - self.size, x + self.size, top), relative=1)
 
 
@@ -490,33 +465,11 @@ def _notes(look: _Look) -> list:
     if not (look.brand.notes and look.brand.show.notes):
         return []
     text = look.brand.notes.format(**template_values(look))
-    head = Block(look.text(look.label("notes"), 8, True, look.muted), keep_with_next=True)  # no orphan heading
-    return [Spacer(1, 4 * mm), head, Block(look.text(text, leading=12))]
+    head = Part(look.text(look.label("notes"), 8, True, look.muted), keep_with_next=True)  # no orphan heading
+    return [Gap(4 * mm), head, Part(look.text(text, leading=12))]
 
 
 # ---------------------------------------------------------------- pages
-
-class _NumberedCanvas(Canvas):
-    """Holds every page until save() so each can say 'Page N of M'; dates come from the invoice."""
-
-    def __init__(self, *args, created: datetime, decorate, **kwargs):
-        super().__init__(*args, **kwargs)
-        stamp = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
-        stamp = stamp.astimezone(timezone.utc).strftime("D:%Y%m%d%H%M%S+00'00'")
-        self.setDateFormatter(lambda *_: stamp)
-        self._decorate, self._pages = decorate, []
-
-    def showPage(self):
-        self._pages.append(dict(self.__dict__))
-        self._startPage()
-
-    def save(self):
-        for state in self._pages:
-            self.__dict__.update(state)
-            self._decorate(self, self._pageNumber, len(self._pages))
-            super().showPage()
-        super().save()
-
 
 def _decorator(look: _Look):
     doc = look.doc
@@ -561,21 +514,31 @@ def _look(doc: dict) -> _Look:
 def render(doc: dict) -> bytes:
     """The invoice as PDF bytes; identical bytes for an identical dict."""
     look = _look(doc)
-    story = [Block(_header(look)), Spacer(1, 6 * mm), Block(_parties(look)), Spacer(1, 5 * mm)]
+    story = [Part(_header(look)), Gap(6 * mm), Part(_parties(look)), Gap(5 * mm)]
     if look.brand.show.summary and doc["job"].get("summary"):
         summary = Text([[*spans(f"{look.label('work_performed')}:", bold=True, color=look.ink),
                          *spans(" " + doc["job"]["summary"], color=look.ink)]], 9, 12)
-        story += [Block(summary), Spacer(1, 4 * mm)]
+        story += [Part(summary), Gap(4 * mm)]
     closing = Row([_payment(look), _totals(look)], [look.width * 0.48, look.width * 0.52], pad=(0, 0, 3, 0))
-    story += [_items(look), Spacer(1, 4 * mm), Block(closing), *_notes(look)]
+    story += [*_items(look), Gap(4 * mm), Part(closing), *_notes(look)]
+    width, height = look.pagesize
+    pages = paginate(story, look.width, height - MARGIN, MARGIN + 8 * mm)
+
     out = io.BytesIO()
-    pad = 6  # the frame's own padding: content starts exactly at MARGIN
+    canvas = Canvas(out, pagesize=look.pagesize, invariant=1, initialFontName=FONT)
+    created = doc["created_at"] if doc["created_at"].tzinfo else doc["created_at"].replace(tzinfo=timezone.utc)
+    stamp = created.astimezone(timezone.utc).strftime("D:%Y%m%d%H%M%S+00'00'")
+    canvas.setDateFormatter(lambda *_: stamp)
     number, seller = doc["number"], doc["seller"]["name"]
-    template = SimpleDocTemplate(out, pagesize=look.pagesize, leftMargin=MARGIN - pad, rightMargin=MARGIN - pad,
-                                 topMargin=MARGIN - pad, bottomMargin=MARGIN + 8 * mm - pad, invariant=1,
-                                 initialFontName=FONT, title=f"Invoice {number}", author=seller,
-                                 subject=f"Invoice {number}", creator="invoicer")
+    canvas.setTitle(f"Invoice {number}")
+    canvas.setAuthor(seller)
+    canvas.setSubject(f"Invoice {number}")
+    canvas.setCreator("invoicer")
     decorate = _decorator(look)
-    maker = lambda *a, **kw: _NumberedCanvas(*a, created=doc["created_at"], decorate=decorate, **kw)  # noqa: E731
-    template.build(story, canvasmaker=maker)
+    for n, page in enumerate(pages, 1):
+        for box, top in page:
+            box.paint(canvas, MARGIN, top)
+        decorate(canvas, n, len(pages))
+        canvas.showPage()
+    canvas.save()
     return out.getvalue()
