@@ -161,12 +161,10 @@ class Text:
             cx = x + (self._at - used if self.align == 2 else (self._at - used) / 2 if self.align == 1 else 0)
             code.append(f"1 0 0 1 {cx:.2f} {y:.2f} Tm")
             for p in pieces:
-                if p.color != color:
+                if p.color is not color:  # the same colour object: Color.__eq__ is slow Python
                     color = p.color
                     code.append(rgb(color))
-                ttf = getFont(p.font)
-                for subset, raw in ttf.splitString(p.text, doc):
-                    name = ttf.getSubsetInternalName(subset, doc)
+                for name, raw in _encoded(p.font, p.text, doc):
                     if (name, p.size) != font:
                         font = name, p.size
                         code.append(f"{name} {p.size:g} Tf")
@@ -185,9 +183,35 @@ class Text:
             canv.linkURL(p.link, (lx, y - 0.25 * p.size, lx + w, y + 0.85 * p.size), relative=1)
 
 
+_direct: dict[str, frozenset[str]] = {}
+
+
+def _encoded(font: str, text: str, doc) -> list[tuple[str, bytes]]:
+    """The text as codes of the font's subsets in this document: (the subset's PDF font name, its codes).
+    Printable ASCII the font has is its own code in the first subset (reportlab's "ASCII readable"
+    subsets), so it needs no lookup character by character."""
+    ttf = getFont(font)
+    direct = _direct.get(font)
+    if direct is None:
+        readable = ttf._asciiReadable
+        direct = _direct[font] = frozenset(chr(c) for c in range(32, 128) if readable and c in ttf.face.charToGlyph)
+    if text.isascii() and direct.issuperset(text):
+        return [(ttf.getSubsetInternalName(0, doc), text.encode("ascii"))]
+    return [(ttf.getSubsetInternalName(subset, doc), raw) for subset, raw in ttf.splitString(text, doc)]
+
+
+_rgb: dict[tuple[float, float, float], str] = {}
+
+
 def rgb(color: colors.Color) -> str:
-    """The PDF operator that sets this fill colour."""
-    return f"{color.red:.4g} {color.green:.4g} {color.blue:.4g} rg"
+    """The PDF operator that sets this fill colour (made once per colour)."""
+    key = color.red, color.green, color.blue
+    op = _rgb.get(key)
+    if op is None:
+        op = f"{key[0]:.4g} {key[1]:.4g} {key[2]:.4g} rg"
+        if len(_rgb) < 4096:  # bounded: tenants have a few colours each
+            _rgb[key] = op
+    return op
 
 
 class Gap:
