@@ -36,7 +36,8 @@ from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.units import mm
 from reportlab.lib.utils import _digester
 from reportlab.pdfbase import pdfdoc, pdfmetrics
-from reportlab.pdfbase.ttfonts import SUBSETN, TTFont, TTFontFace, makeToUnicodeCMap
+from reportlab.pdfbase.ttfonts import (FF_NONSYMBOLIC, FF_SYMBOLIC, SUBSETN, TTFont, TTFontFace,
+                                       makeToUnicodeCMap)
 from reportlab.pdfgen.canvas import Canvas
 
 from . import qr
@@ -99,12 +100,26 @@ class _Raw(pdfdoc.PDFObject):
         return self.data
 
 
+class _Descriptor(pdfdoc.PDFObject):
+    """A font descriptor formatted once: its bytes before and after the reference to this document's font file."""
+
+    def __init__(self, head: bytes, fontfile, tail: bytes):
+        self.head, self.fontfile, self.tail = head, fontfile, tail
+
+    def format(self, document) -> bytes:
+        return self.head + self.fontfile.format(document) + self.tail
+
+
+_MARK = b"\x00fontfile\x00"
+
+
 class _Font(TTFont):
     """A font whose subsets' font dictionaries are made once per process in invoicer's documents: the Widths
     array formatted and the ToUnicode map compressed per subset (reportlab formats a hundred or more widths
     one by one and compresses the map again in every document). Keyed, like the face's subsets, by the
-    subset's number and characters, of which both are pure functions. Other documents (the benchmark's bare
-    table) are made as reportlab makes them."""
+    subset's number and characters, of which both are pure functions; so is the font descriptor, but for the
+    reference to the document's font file. Other documents (the benchmark's bare table) are made as
+    reportlab makes them."""
 
     _cache_lock = threading.Lock()
 
@@ -122,7 +137,13 @@ class _Font(TTFont):
             hit = cache.get(key)
             if hit is None:
                 widths = _Raw(pdfdoc.PDFArray([face.getCharWidth(c) for c in subset]).format(doc))
-                hit = widths, pdfdoc.PDFZCompress.encode(makeToUnicodeCMap(base, subset))
+                descriptor = pdfdoc.PDFDictionary({
+                    "Type": "/FontDescriptor", "Ascent": face.ascent, "CapHeight": face.capHeight,
+                    "Descent": face.descent, "Flags": face.flags & ~FF_NONSYMBOLIC | FF_SYMBOLIC,
+                    "FontBBox": pdfdoc.PDFArray(face.bbox), "FontName": pdfdoc.PDFName(base),
+                    "ItalicAngle": face.italicAngle, "StemV": face.stemV, "FontFile2": _Raw(_MARK),
+                    "MissingWidth": face.defaultWidth}).format(doc).split(_MARK)
+                hit = widths, pdfdoc.PDFZCompress.encode(makeToUnicodeCMap(base, subset)), descriptor
                 with self._cache_lock:
                     if len(cache) >= 256:  # bounded: drop the oldest
                         cache.pop(next(iter(cache)))
@@ -133,7 +154,12 @@ class _Font(TTFont):
             cmap = pdfdoc.PDFStream(content=hit[1])
             cmap.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
             font.ToUnicode = doc.Reference(cmap, "toUnicodeCMap:" + base)
-            font.FontDescriptor = face.addSubsetObjects(doc, base, subset)
+            raw, packed = face._subset(subset)
+            fontfile = pdfdoc.PDFStream(content=packed)
+            fontfile.dictionary["Length1"] = len(raw)
+            fontfile.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+            ref = doc.Reference(fontfile, f"fontFile:{face.filename}({base})")
+            font.FontDescriptor = doc.Reference(_Descriptor(hit[2][0], ref, hit[2][1]), "fontDescriptor:" + base)
             doc.Reference(font, internal)
             doc.idToObject["BasicFonts"].dict[internal] = font
         del self.state[doc]
@@ -231,7 +257,7 @@ class _Look:
     muted: colors.Color
     width: float
     pagesize: tuple[float, float]
-    memo: dict = field(default_factory=dict)  # this render's formatted amounts (an invoice repeats its total)
+    memo: dict = field(default_factory=dict)  # this render's formatted amounts and dates (each repeats)
 
     def label(self, key: str, **values) -> str:
         text = self.brand.label(key)
@@ -257,7 +283,10 @@ class _Look:
         return format_percent(value, locale=self.locale, decimal_quantization=False)
 
     def date(self, value: date) -> str:
-        return format_date(value, "medium", locale=self.locale)
+        text = self.memo.get(value)  # the due date is printed three times
+        if text is None:
+            text = self.memo[value] = format_date(value, "medium", locale=self.locale)
+        return text
 
     def datetime(self, value: datetime) -> str:
         value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(self.zone)
@@ -330,6 +359,11 @@ class _Logo:
         ref = doc.getXObjectName(proto.name)
         if doc.idToObject.get(ref) is None:
             image = copy.copy(proto)  # a document registers the object it is given: each gets its own
+            if getattr(proto, "_smask", None) is None:  # nothing in it refers to another object: format it once
+                data = proto.__dict__.get("formatted")
+                if data is None:
+                    data = proto.formatted = pdfdoc.PDFImageXObject.format(proto, doc)
+                image.format = lambda document, data=data: data
             canv._setXObjects(image)
             doc.Reference(image, ref)
             doc.addForm(proto.name, image)

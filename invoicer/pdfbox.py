@@ -18,12 +18,23 @@ from typing import NamedTuple
 
 from reportlab.lib import colors
 from reportlab.lib.rl_accel import escapePDF
-from reportlab.pdfbase.pdfmetrics import getFont, stringWidth
+from reportlab.pdfbase.pdfmetrics import getFont
 
 
 # Any white space separates words and is set as one space, as in a platypus Paragraph (Babel's no-break
 # spaces too: "3:30 PM" reads and searches as typed). Text with nothing else takes the fast path.
 _IRREGULAR_SPACE = re.compile(r"^\s|\s$|\s\s|[^\S ]")
+
+
+_measures: dict[str, object] = {}
+
+
+def stringWidth(text: str, font: str, size: float) -> float:
+    """pdfmetrics.stringWidth with the font's own measure looked up once (this is called for every word)."""
+    measure = _measures.get(font)
+    if measure is None:
+        measure = _measures[font] = getFont(font).stringWidth
+    return measure(text, size)
 
 
 class Span(NamedTuple):
@@ -100,17 +111,19 @@ class Text:
 
     def measure(self, width: float) -> tuple[float, float]:
         if self._at != width:
-            self._at, self._wrapped = width, []
+            self._at, wrapped = width, []
             for line in self.lines:
-                self._wrapped += self._wrap(line, width)
+                if len(line) == 1:  # the usual case: one style, and it fits
+                    f = line[0]
+                    w = stringWidth(f.text, f.font, f.size)
+                    if w <= width and not _IRREGULAR_SPACE.search(f.text):
+                        wrapped.append(([_Piece(*f, w)], w) if f.text else ([], 0.0))
+                        continue
+                wrapped += self._wrap(line, width)
+            self._wrapped = wrapped
         return width, len(self._wrapped) * self.leading
 
     def _wrap(self, line: list[Span], width: float) -> list[tuple[list[_Piece], float]]:
-        if len(line) == 1:  # the usual case: one style, and it fits
-            f = line[0]
-            w = stringWidth(f.text, f.font, f.size)
-            if w <= width and not _IRREGULAR_SPACE.search(f.text):
-                return [([_Piece(*f, w)], w)] if f.text else [([], 0.0)]
         rows: list[list[Span]] = [[]]
         used = 0.0
         for spaced, frags in _words(line):
@@ -196,7 +209,11 @@ def _encoded(font: str, text: str, doc) -> list[tuple[str, bytes]]:
         readable = ttf._asciiReadable
         direct = _direct[font] = frozenset(chr(c) for c in range(32, 128) if readable and c in ttf.face.charToGlyph)
     if text.isascii() and direct.issuperset(text):
-        return [(ttf.getSubsetInternalName(0, doc), text.encode("ascii"))]
+        names = doc.__dict__.setdefault("first_subsets", {})  # the font's state is behind a weak dictionary
+        name = names.get(font)
+        if name is None:
+            name = names[font] = ttf.getSubsetInternalName(0, doc)
+        return [(name, text.encode("ascii"))]
     return [(ttf.getSubsetInternalName(subset, doc), raw) for subset, raw in ttf.splitString(text, doc)]
 
 
