@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import io
+import re
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -100,26 +101,37 @@ class _Raw(pdfdoc.PDFObject):
         return self.data
 
 
-class _Descriptor(pdfdoc.PDFObject):
-    """A font descriptor formatted once: its bytes before and after the reference to this document's font file."""
+class _Template(pdfdoc.PDFObject):
+    """An object formatted once, but for its references to this document's objects, filled in each time."""
 
-    def __init__(self, head: bytes, fontfile, tail: bytes):
-        self.head, self.fontfile, self.tail = head, fontfile, tail
+    __RefOnly__ = 1  # an indirect object, as the font dictionaries it stands for
+
+    def __init__(self, template: tuple[list[bytes], list[str]], refs: dict):
+        self.pieces, self.refs = template[0], [refs[name] for name in template[1]]
 
     def format(self, document) -> bytes:
-        return self.head + self.fontfile.format(document) + self.tail
+        out = [self.pieces[0]]
+        for ref, piece in zip(self.refs, self.pieces[1:]):
+            out += (ref.format(document), piece)
+        return b"".join(out)
 
 
-_MARK = b"\x00fontfile\x00"
+def _template(obj, document) -> tuple[list[bytes], list[str]]:
+    """obj formatted, cut at its _Raw(_mark(name)) placeholders: the pieces and the names in order."""
+    parts = re.split(rb"\x00ref:(\w+)\x00", obj.format(document))
+    return parts[0::2], [p.decode() for p in parts[1::2]]
+
+
+def _mark(name: str) -> _Raw:
+    return _Raw(b"\x00ref:" + name.encode() + b"\x00")
 
 
 class _Font(TTFont):
-    """A font whose subsets' font dictionaries are made once per process in invoicer's documents: the Widths
-    array formatted and the ToUnicode map compressed per subset (reportlab formats a hundred or more widths
-    one by one and compresses the map again in every document). Keyed, like the face's subsets, by the
-    subset's number and characters, of which both are pure functions; so is the font descriptor, but for the
-    reference to the document's font file. Other documents (the benchmark's bare table) are made as
-    reportlab makes them."""
+    """A font whose subsets' PDF objects are made once per process in invoicer's documents: the font
+    dictionary (with its hundred or more widths, which reportlab formats one by one in every document) and
+    the font descriptor formatted but for their references, the ToUnicode map compressed. Keyed, like the
+    face's subsets, by the subset's number and characters, of which all of it is a pure function. Other
+    documents (the benchmark's bare table) are made as reportlab makes them."""
 
     _cache_lock = threading.Lock()
 
@@ -136,30 +148,34 @@ class _Font(TTFont):
             key = (n, tuple(subset))
             hit = cache.get(key)
             if hit is None:
-                widths = _Raw(pdfdoc.PDFArray([face.getCharWidth(c) for c in subset]).format(doc))
                 descriptor = pdfdoc.PDFDictionary({
                     "Type": "/FontDescriptor", "Ascent": face.ascent, "CapHeight": face.capHeight,
                     "Descent": face.descent, "Flags": face.flags & ~FF_NONSYMBOLIC | FF_SYMBOLIC,
                     "FontBBox": pdfdoc.PDFArray(face.bbox), "FontName": pdfdoc.PDFName(base),
-                    "ItalicAngle": face.italicAngle, "StemV": face.stemV, "FontFile2": _Raw(_MARK),
-                    "MissingWidth": face.defaultWidth}).format(doc).split(_MARK)
-                hit = widths, pdfdoc.PDFZCompress.encode(makeToUnicodeCMap(base, subset)), descriptor
+                    "ItalicAngle": face.italicAngle, "StemV": face.stemV, "FontFile2": _mark("fontfile"),
+                    "MissingWidth": face.defaultWidth})
+                font = pdfdoc.PDFTrueTypeFont()
+                font.Name, font.BaseFont, font.FirstChar, font.LastChar = internal, base, 0, len(subset) - 1
+                font.Widths = pdfdoc.PDFArray([face.getCharWidth(c) for c in subset])
+                font.FontDescriptor, font.ToUnicode = _mark("descriptor"), _mark("cmap")
+                hit = (_template(font, doc), _template(descriptor, doc),
+                       pdfdoc.PDFZCompress.encode(makeToUnicodeCMap(base, subset)))
                 with self._cache_lock:
                     if len(cache) >= 256:  # bounded: drop the oldest
                         cache.pop(next(iter(cache)))
                     cache[key] = hit
-            font = pdfdoc.PDFTrueTypeFont()
-            font.Name, font.BaseFont, font.FirstChar, font.LastChar = internal, base, 0, len(subset) - 1
-            font.Widths = hit[0]
-            cmap = pdfdoc.PDFStream(content=hit[1])
-            cmap.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
-            font.ToUnicode = doc.Reference(cmap, "toUnicodeCMap:" + base)
+            font_t, descriptor_t, cmap_bytes = hit
+            flate = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+            cmap = pdfdoc.PDFStream(content=cmap_bytes)
+            cmap.dictionary["Filter"] = flate
             raw, packed = face._subset(subset)
             fontfile = pdfdoc.PDFStream(content=packed)
             fontfile.dictionary["Length1"] = len(raw)
-            fontfile.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
-            ref = doc.Reference(fontfile, f"fontFile:{face.filename}({base})")
-            font.FontDescriptor = doc.Reference(_Descriptor(hit[2][0], ref, hit[2][1]), "fontDescriptor:" + base)
+            fontfile.dictionary["Filter"] = flate
+            refs = {"cmap": doc.Reference(cmap, "toUnicodeCMap:" + base),
+                    "fontfile": doc.Reference(fontfile, f"fontFile:{face.filename}({base})")}
+            refs["descriptor"] = doc.Reference(_Template(descriptor_t, refs), "fontDescriptor:" + base)
+            font = _Template(font_t, refs)
             doc.Reference(font, internal)
             doc.idToObject["BasicFonts"].dict[internal] = font
         del self.state[doc]

@@ -332,8 +332,12 @@ def encode(url: str) -> tuple[int, list[int]]:
     return n, [symbol >> (n * (n - 1 - i)) & full for i in range(n)]
 
 
+_DARK = re.compile("1+")
+
+
 def dark_runs(url: str) -> tuple[int, tuple[tuple[int, int, int], ...]]:
     """The code's module count and its dark runs (row, first column, length), for drawing."""
     n, rows = encode(url)
-    text = "0".join(format(row, f"0{n}b") for row in rows)  # a light module between rows ends each run
-    return n, tuple((*divmod(m.start(), n + 1), len(m.group())) for m in re.finditer("1+", text))
+    text = "0".join([format(row, f"0{n}b") for row in rows])  # a light module between rows ends each run
+    w = n + 1
+    return n, tuple([(s // w, s % w, e - s) for s, e in map(re.Match.span, _DARK.finditer(text))])
