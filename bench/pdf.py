@@ -6,7 +6,10 @@ The branded invoice is invoicer.pdf.render (header, logo, parties, sectioned lin
 notes, page N of M). The bare table is one platypus Table of the same lines as plain strings, in the
 same embedded font, header row repeated: the least reportlab does for these lines; "bare+wrap" is the
 same table with the descriptions as wrapping Paragraphs, as any invoice needs. Target (issue 4):
-the branded invoice within 2x the bare table. A figure printed by a script, never a timed test.
+the branded invoice within 2x the bare table. The bare table shares the font objects (and so their
+per-process subset cache) but not what invoicer does in its own documents (font dictionaries formatted
+once, the page deflated at level 1): it stays what reportlab does. A figure printed by a script,
+never a timed test.
 """
 from __future__ import annotations
 

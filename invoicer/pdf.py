@@ -10,22 +10,23 @@ Vietnamese and Polish letter, Greek, Cyrillic); characters it lacks (Japanese ka
 back, run by run, to IPAexGothic from the matplotlib-fontja wheel. Both are embedded as subsets.
 
 Layout and wording come from the tenant's `branding:` options (invoicer.branding.Branding). The
-fixed parts of the page are boxes of invoicer.pdfbox (no markup parsing, no nested Tables); the
-lines are a platypus Table, which splits over pages with its header row; the payment link's QR
-code comes from invoicer.qr. See docs/pdf.md, "Speed".
+page is boxes of invoicer.pdfbox (no markup parsing, no platypus): the lines are rows of boxes,
+laid over pages with the header row repeated, and the page count is known before a page is drawn;
+the payment link's QR code comes from invoicer.qr. See docs/pdf.md, "Speed".
 """
 from __future__ import annotations
 
 import copy
 import importlib.util
 import io
+import re
 import threading
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -36,13 +37,13 @@ from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.units import mm
 from reportlab.lib.utils import _digester
 from reportlab.pdfbase import pdfdoc, pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont, TTFontFace
+from reportlab.pdfbase.ttfonts import (FF_NONSYMBOLIC, FF_SYMBOLIC, SUBSETN, TTFont, TTFontFace,
+                                       makeToUnicodeCMap)
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import SimpleDocTemplate, Spacer, Table
 
 from . import qr
 from .branding import Branding
-from .pdfbox import Block, Gap, Row, Span, Stack, Text
+from .pdfbox import Gap, Part, Row, Span, Stack, Text, paginate, rgb
 
 FONT, BOLD, CJK = "InvoicerSans", "InvoicerSans-Bold", "InvoicerCJK"
 MARGIN = 18 * mm
@@ -90,8 +91,98 @@ class _Face(TTFontFace):
         return ref
 
 
+class _Raw(pdfdoc.PDFObject):
+    """A PDF value already formatted."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def format(self, document) -> bytes:
+        return self.data
+
+
+class _Template(pdfdoc.PDFObject):
+    """An object formatted once, but for its references to this document's objects, filled in each time."""
+
+    __RefOnly__ = 1  # an indirect object, as the font dictionaries it stands for
+
+    def __init__(self, template: tuple[list[bytes], list[str]], refs: dict):
+        self.pieces, self.refs = template[0], [refs[name] for name in template[1]]
+
+    def format(self, document) -> bytes:
+        out = [self.pieces[0]]
+        for ref, piece in zip(self.refs, self.pieces[1:]):
+            out += (ref.format(document), piece)
+        return b"".join(out)
+
+
+def _template(obj, document) -> tuple[list[bytes], list[str]]:
+    """obj formatted, cut at its _Raw(_mark(name)) placeholders: the pieces and the names in order."""
+    parts = re.split(rb"\x00ref:(\w+)\x00", obj.format(document))
+    return parts[0::2], [p.decode() for p in parts[1::2]]
+
+
+def _mark(name: str) -> _Raw:
+    return _Raw(b"\x00ref:" + name.encode() + b"\x00")
+
+
+class _Font(TTFont):
+    """A font whose subsets' PDF objects are made once per process in invoicer's documents: the font
+    dictionary (with its hundred or more widths, which reportlab formats one by one in every document) and
+    the font descriptor formatted but for their references, the ToUnicode map compressed. Keyed, like the
+    face's subsets, by the subset's number and characters, of which all of it is a pure function. Other
+    documents (the benchmark's bare table) are made as reportlab makes them."""
+
+    _cache_lock = threading.Lock()
+
+    def addObjects(self, doc):
+        if not (getattr(doc, "invoicer", False) and doc.compression):
+            return super().addObjects(doc)
+        state = self._assignState(doc)
+        state.frozen = 1
+        cache = self.__dict__.setdefault("_dicts", {})
+        face = self.face
+        for n, subset in enumerate(state.subsets):
+            internal = self.getSubsetInternalName(n, doc)[1:]
+            base = b"".join((SUBSETN(n), b"+", face.name, face.subfontNameX)).decode("pdfdoc")
+            key = (n, tuple(subset))
+            hit = cache.get(key)
+            if hit is None:
+                descriptor = pdfdoc.PDFDictionary({
+                    "Type": "/FontDescriptor", "Ascent": face.ascent, "CapHeight": face.capHeight,
+                    "Descent": face.descent, "Flags": face.flags & ~FF_NONSYMBOLIC | FF_SYMBOLIC,
+                    "FontBBox": pdfdoc.PDFArray(face.bbox), "FontName": pdfdoc.PDFName(base),
+                    "ItalicAngle": face.italicAngle, "StemV": face.stemV, "FontFile2": _mark("fontfile"),
+                    "MissingWidth": face.defaultWidth})
+                font = pdfdoc.PDFTrueTypeFont()
+                font.Name, font.BaseFont, font.FirstChar, font.LastChar = internal, base, 0, len(subset) - 1
+                font.Widths = pdfdoc.PDFArray([face.getCharWidth(c) for c in subset])
+                font.FontDescriptor, font.ToUnicode = _mark("descriptor"), _mark("cmap")
+                hit = (_template(font, doc), _template(descriptor, doc),
+                       pdfdoc.PDFZCompress.encode(makeToUnicodeCMap(base, subset)))
+                with self._cache_lock:
+                    if len(cache) >= 256:  # bounded: drop the oldest
+                        cache.pop(next(iter(cache)))
+                    cache[key] = hit
+            font_t, descriptor_t, cmap_bytes = hit
+            flate = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+            cmap = pdfdoc.PDFStream(content=cmap_bytes)
+            cmap.dictionary["Filter"] = flate
+            raw, packed = face._subset(subset)
+            fontfile = pdfdoc.PDFStream(content=packed)
+            fontfile.dictionary["Length1"] = len(raw)
+            fontfile.dictionary["Filter"] = flate
+            refs = {"cmap": doc.Reference(cmap, "toUnicodeCMap:" + base),
+                    "fontfile": doc.Reference(fontfile, f"fontFile:{face.filename}({base})")}
+            refs["descriptor"] = doc.Reference(_Template(descriptor_t, refs), "fontDescriptor:" + base)
+            font = _Template(font_t, refs)
+            doc.Reference(font, internal)
+            doc.idToObject["BasicFonts"].dict[internal] = font
+        del self.state[doc]
+
+
 def _font(name: str, source) -> TTFont:
-    font = TTFont(name, source)
+    font = _Font(name, source)
     font.face.__class__ = _Face
     return font
 
@@ -161,11 +252,6 @@ def _script_runs(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def markup(text: str) -> str:
-    """Paragraph markup for plain text: escaped, with each run that Noto Sans lacks in the fallback font."""
-    return "".join(f'<font name="{CJK}">{escape(t)}</font>' if cjk else escape(t) for t, cjk in _script_runs(text))
-
-
 def spans(text: str, size: float = 9, bold: bool = False, color: colors.Color = colors.black,
           link: str | None = None) -> list[Span]:
     """Plain text as drawing spans, each run in a font that has its characters."""
@@ -187,7 +273,7 @@ class _Look:
     muted: colors.Color
     width: float
     pagesize: tuple[float, float]
-    memo: dict = field(default_factory=dict)  # this render's formatted amounts (an invoice repeats its total)
+    memo: dict = field(default_factory=dict)  # this render's formatted amounts and dates (each repeats)
 
     def label(self, key: str, **values) -> str:
         text = self.brand.label(key)
@@ -197,13 +283,6 @@ class _Look:
         """Plain text (newlines start new lines) in one style, wrapped to the width it is given."""
         color = color or self.ink
         return Text([spans(t, size, bold, color) for t in text.split("\n")], size, leading or size * 1.3, align)
-
-    def cell(self, text: str, width: float, size=9, bold=False, color=None, align=2):
-        """A table cell of one line: a plain string (the Table draws it) when Noto Sans covers it and it
-        fits the column (less the cell's 6 pt paddings), else a Block of Text, which wraps."""
-        if covered(text) and pdfmetrics.stringWidth(text, BOLD if bold else FONT, size) <= width - 12:
-            return text
-        return Block(self.text(text, size, bold, color, align))
 
     def money(self, value: Decimal) -> str:
         text = self.memo.get(value)
@@ -220,7 +299,10 @@ class _Look:
         return format_percent(value, locale=self.locale, decimal_quantization=False)
 
     def date(self, value: date) -> str:
-        return format_date(value, "medium", locale=self.locale)
+        text = self.memo.get(value)  # the due date is printed three times
+        if text is None:
+            text = self.memo[value] = format_date(value, "medium", locale=self.locale)
+        return text
 
     def datetime(self, value: datetime) -> str:
         value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(self.zone)
@@ -293,6 +375,11 @@ class _Logo:
         ref = doc.getXObjectName(proto.name)
         if doc.idToObject.get(ref) is None:
             image = copy.copy(proto)  # a document registers the object it is given: each gets its own
+            if getattr(proto, "_smask", None) is None:  # nothing in it refers to another object: format it once
+                data = proto.__dict__.get("formatted")
+                if data is None:
+                    data = proto.formatted = pdfdoc.PDFImageXObject.format(proto, doc)
+                image.format = lambda document, data=data: data
             canv._setXObjects(image)
             doc.Reference(image, ref)
             doc.addForm(proto.name, image)
@@ -369,29 +456,24 @@ def _parties(look: _Look) -> Row:
     return Row(blocks, [look.width / len(blocks)] * len(blocks), pad=(3, 6, 3, 0))
 
 
-def _items(look: _Look) -> Table:
+def _items(look: _Look) -> list[Part]:
+    """The lines in sections, one Row each; every row after the header row repeats it on a new page."""
     show, on = look.brand.show, _on(look.accent)
     heads = [look.label(k) for k in ("description", "quantity", "unit_price", "amount")]
     widths = [look.width * f for f in (0.52, 0.12, 0.17, 0.19)]
-    rows: list[list] = [[look.cell(h, widths[i], bold=True, color=on, align=0 if i == 0 else 2)
-                         for i, h in enumerate(heads)]]
-    style = [("BACKGROUND", (0, 0), (-1, 0), look.accent), ("TEXTCOLOR", (0, 0), (-1, 0), on),
-             ("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTNAME", (0, 0), (-1, 0), BOLD),
-             ("FONTSIZE", (0, 0), (-1, -1), 9), ("TEXTCOLOR", (0, 1), (-1, -1), look.ink),
-             ("ALIGN", (1, 0), (-1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-             ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
-             ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE), ("LINEBELOW", (0, -1), (-1, -1), 0.75, look.accent)]
+    pad = (4, 6, 5, 6)
+    head = Row([look.text(h, bold=True, color=on, align=0 if i == 0 else 2) for i, h in enumerate(heads)], widths,
+               pad=pad, background=look.accent)
     band = _tint(look.accent, 0.1)
-    heights: dict[int, float] = {}  # rows measured here; the table measures the rest (header, sections)
+    rule = (0.25, RULE)
+    parts = [Part(head, keep_with_next=True)]
     for kind in KINDS:
         lines = [ln for ln in look.doc["lines"] if ln["kind"] == kind]
         if not lines:
             continue
-        r = len(rows)
-        rows.append([look.cell(look.label(kind), look.width, 8, True, align=0), "", "", ""])
-        style += [("SPAN", (0, r), (-1, r)), ("BACKGROUND", (0, r), (-1, r), band), ("FONTNAME", (0, r), (0, r), BOLD),
-                  ("FONTSIZE", (0, r), (0, r), 8), ("TOPPADDING", (0, r), (-1, r), 3),
-                  ("BOTTOMPADDING", (0, r), (-1, r), 3), ("NOSPLIT", (0, r), (-1, r + 1))]
+        section = Row([look.text(look.label(kind), 8, True)], [look.width], pad=(3, 6, 3, 6), background=band,
+                      rule_below=rule)
+        parts.append(Part(section, keep_with_next=True, head=head))  # never last on a page
         for ln in lines:
             extra = []
             if ln.get("sku") and show.sku:
@@ -407,15 +489,11 @@ def _items(look: _Look) -> Table:
                 qty, price = look.number(ln["quantity"]), look.money(ln["unit_price"])
             else:
                 qty = price = ""
-            row = [Block(desc), look.cell(qty, widths[1]), look.cell(price, widths[2]),
-                   look.cell(look.money(ln["amount"]), widths[3])]
-            # measured once here rather than again for every page the table is split over
-            heights[len(rows)] = max([9 * 1.2] + [c.wrap(w - 12, 10_000)[1] for c, w in zip(row, widths)
-                                                  if isinstance(c, Block)]) + 9
-            rows.append(row)
-    table = Table(rows, colWidths=widths, rowHeights=[heights.get(i) for i in range(len(rows))], repeatRows=1)
-    table.setStyle(style)
-    return table
+            cells = [desc, *(look.text(t, align=2) for t in (qty, price, look.money(ln["amount"])))]
+            parts.append(Part(Row(cells, widths, pad=pad, rule_below=rule), head=head))
+    last = parts[-1].box
+    last.rule_below = (0.75, look.accent)
+    return parts
 
 
 def _totals(look: _Look) -> Stack:
@@ -443,8 +521,8 @@ def _totals(look: _Look) -> Stack:
 
 
 class _QR:
-    """The payment link as a QR code (invoicer.qr: encoded per invoice, nothing cached), drawn as one path,
-    and clickable."""
+    """The payment link as a QR code (invoicer.qr: encoded per invoice, nothing cached), drawn as one path
+    of the dark runs, and clickable."""
 
     QUIET = 4  # modules of white margin the standard asks for
     halign = "left"
@@ -458,11 +536,10 @@ class _QR:
     def paint(self, canv, x: float, top: float) -> None:
         count, runs = qr.dark_runs(self.url)
         box = self.size / (count + 2 * self.QUIET)
-        path = canv.beginPath()
-        for r, c, n in runs:
-            path.rect(x + (c + self.QUIET) * box, top - (r + self.QUIET + 1) * box, n * box, box)
-        canv.setFillColor(self.color)
-        canv.drawPath(path, stroke=0, fill=1)
+        # in module units (whole numbers, row r's top edge at -r), scaled and placed by one matrix
+        path = " ".join([f"{c} {-r} {n} 1 re" for r, c, n in runs])
+        origin = f"{x + self.QUIET * box:.3f} {top - (self.QUIET + 1) * box:.3f}"
+        canv._code.append(f"q {box:.4f} 0 0 {box:.4f} {origin} cm {rgb(self.color)} {path} f Q")
         canv.linkURL(self.url, (x, top - self.size, x + self.size, top), relative=1)
 
 
@@ -490,33 +567,11 @@ def _notes(look: _Look) -> list:
     if not (look.brand.notes and look.brand.show.notes):
         return []
     text = look.brand.notes.format(**template_values(look))
-    head = Block(look.text(look.label("notes"), 8, True, look.muted), keep_with_next=True)  # no orphan heading
-    return [Spacer(1, 4 * mm), head, Block(look.text(text, leading=12))]
+    head = Part(look.text(look.label("notes"), 8, True, look.muted), keep_with_next=True)  # no orphan heading
+    return [Gap(4 * mm), head, Part(look.text(text, leading=12))]
 
 
 # ---------------------------------------------------------------- pages
-
-class _NumberedCanvas(Canvas):
-    """Holds every page until save() so each can say 'Page N of M'; dates come from the invoice."""
-
-    def __init__(self, *args, created: datetime, decorate, **kwargs):
-        super().__init__(*args, **kwargs)
-        stamp = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
-        stamp = stamp.astimezone(timezone.utc).strftime("D:%Y%m%d%H%M%S+00'00'")
-        self.setDateFormatter(lambda *_: stamp)
-        self._decorate, self._pages = decorate, []
-
-    def showPage(self):
-        self._pages.append(dict(self.__dict__))
-        self._startPage()
-
-    def save(self):
-        for state in self._pages:
-            self.__dict__.update(state)
-            self._decorate(self, self._pageNumber, len(self._pages))
-            super().showPage()
-        super().save()
-
 
 def _decorator(look: _Look):
     doc = look.doc
@@ -558,24 +613,45 @@ def _look(doc: dict) -> _Look:
     return look
 
 
+def _compress(page: pdfdoc.PDFPage) -> None:
+    """The page's content stream deflated at level 1, without reportlab's ASCII85 layer on top (a fifth
+    larger, for 7-bit transports no PDF goes through now): half the time of level 6, a few hundred bytes
+    more in a file of some 30 KB, most of which is the embedded fonts."""
+    contents = pdfdoc.PDFStream(content=zlib.compress(page.stream.encode("utf-8"), 1))
+    contents.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+    page.Contents = contents
+
+
 def render(doc: dict) -> bytes:
     """The invoice as PDF bytes; identical bytes for an identical dict."""
     look = _look(doc)
-    story = [Block(_header(look)), Spacer(1, 6 * mm), Block(_parties(look)), Spacer(1, 5 * mm)]
+    story = [Part(_header(look)), Gap(6 * mm), Part(_parties(look)), Gap(5 * mm)]
     if look.brand.show.summary and doc["job"].get("summary"):
         summary = Text([[*spans(f"{look.label('work_performed')}:", bold=True, color=look.ink),
                          *spans(" " + doc["job"]["summary"], color=look.ink)]], 9, 12)
-        story += [Block(summary), Spacer(1, 4 * mm)]
+        story += [Part(summary), Gap(4 * mm)]
     closing = Row([_payment(look), _totals(look)], [look.width * 0.48, look.width * 0.52], pad=(0, 0, 3, 0))
-    story += [_items(look), Spacer(1, 4 * mm), Block(closing), *_notes(look)]
+    story += [*_items(look), Gap(4 * mm), Part(closing), *_notes(look)]
+    width, height = look.pagesize
+    pages = paginate(story, look.width, height - MARGIN, MARGIN + 8 * mm)
+
     out = io.BytesIO()
-    pad = 6  # the frame's own padding: content starts exactly at MARGIN
+    canvas = Canvas(out, pagesize=look.pagesize, invariant=1, initialFontName=FONT)
+    canvas._doc.invoicer = True  # its fonts' dictionaries come from _Font's cache
+    created = doc["created_at"] if doc["created_at"].tzinfo else doc["created_at"].replace(tzinfo=timezone.utc)
+    stamp = created.astimezone(timezone.utc).strftime("D:%Y%m%d%H%M%S+00'00'")
+    canvas.setDateFormatter(lambda *_: stamp)
     number, seller = doc["number"], doc["seller"]["name"]
-    template = SimpleDocTemplate(out, pagesize=look.pagesize, leftMargin=MARGIN - pad, rightMargin=MARGIN - pad,
-                                 topMargin=MARGIN - pad, bottomMargin=MARGIN + 8 * mm - pad, invariant=1,
-                                 initialFontName=FONT, title=f"Invoice {number}", author=seller,
-                                 subject=f"Invoice {number}", creator="invoicer")
+    canvas.setTitle(f"Invoice {number}")
+    canvas.setAuthor(seller)
+    canvas.setSubject(f"Invoice {number}")
+    canvas.setCreator("invoicer")
     decorate = _decorator(look)
-    maker = lambda *a, **kw: _NumberedCanvas(*a, created=doc["created_at"], decorate=decorate, **kw)  # noqa: E731
-    template.build(story, canvasmaker=maker)
+    for n, page in enumerate(pages, 1):
+        for box, top in page:
+            box.paint(canvas, MARGIN, top)
+        decorate(canvas, n, len(pages))
+        canvas.showPage()
+        _compress(canvas._doc.Pages.pages[-1])
+    canvas.save()
     return out.getvalue()

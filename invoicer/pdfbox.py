@@ -5,8 +5,11 @@ engine; for the invoice's header, address blocks, totals, payment column and foo
 more than the drawing itself (they were most of a one-page render). Here text is given as spans
 (text, font, size, colour, link) that need no parsing, wrapped at spaces with the fonts' metrics, and
 each box draws itself at a position: `measure(width) -> (width, height)`, then `paint(canvas, x, top)`.
-`Block` makes a box a platypus Flowable, so the story (and the items Table, which splits over pages)
-can hold it. Output is a pure function of the boxes: no clock, no randomness.
+Text is written as PDF operators, each string encoded once into its font subset (reportlab's text
+object re-formats every number and font change through its general API). `paginate` lays a story of
+boxes down pages: a box that does not fit goes to the next page, a Text splits there line by line, a
+table's header row is drawn again on each page it continues onto. Output is a pure function of the
+boxes: no clock, no randomness.
 """
 from __future__ import annotations
 
@@ -14,13 +17,24 @@ import re
 from typing import NamedTuple
 
 from reportlab.lib import colors
-from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.platypus import Flowable
+from reportlab.lib.rl_accel import escapePDF
+from reportlab.pdfbase.pdfmetrics import getFont
 
 
 # Any white space separates words and is set as one space, as in a platypus Paragraph (Babel's no-break
 # spaces too: "3:30 PM" reads and searches as typed). Text with nothing else takes the fast path.
 _IRREGULAR_SPACE = re.compile(r"^\s|\s$|\s\s|[^\S ]")
+
+
+_measures: dict[str, object] = {}
+
+
+def stringWidth(text: str, font: str, size: float) -> float:
+    """pdfmetrics.stringWidth with the font's own measure looked up once (this is called for every word)."""
+    measure = _measures.get(font)
+    if measure is None:
+        measure = _measures[font] = getFont(font).stringWidth
+    return measure(text, size)
 
 
 class Span(NamedTuple):
@@ -97,17 +111,19 @@ class Text:
 
     def measure(self, width: float) -> tuple[float, float]:
         if self._at != width:
-            self._at, self._wrapped = width, []
+            self._at, wrapped = width, []
             for line in self.lines:
-                self._wrapped += self._wrap(line, width)
+                if len(line) == 1:  # the usual case: one style, and it fits
+                    f = line[0]
+                    w = stringWidth(f.text, f.font, f.size)
+                    if w <= width and not _IRREGULAR_SPACE.search(f.text):
+                        wrapped.append(([_Piece(*f, w)], w) if f.text else ([], 0.0))
+                        continue
+                wrapped += self._wrap(line, width)
+            self._wrapped = wrapped
         return width, len(self._wrapped) * self.leading
 
     def _wrap(self, line: list[Span], width: float) -> list[tuple[list[_Piece], float]]:
-        if len(line) == 1:  # the usual case: one style, and it fits
-            f = line[0]
-            w = stringWidth(f.text, f.font, f.size)
-            if w <= width and not _IRREGULAR_SPACE.search(f.text):
-                return [([_Piece(*f, w)], w)] if f.text else [([], 0.0)]
         rows: list[list[Span]] = [[]]
         used = 0.0
         for spaced, frags in _words(line):
@@ -146,33 +162,73 @@ class Text:
         return text
 
     def paint(self, canv, x: float, top: float) -> None:
+        """One text object, written as PDF operators: each string encoded once into its font subset."""
         if not self._wrapped:
             return
-        text, links = canv.beginText(), []
+        # begun at the origin, as reportlab's text objects are: text extractors (pypdf) then take each block
+        # apart from its neighbours rather than joining lines of two blocks that share a baseline range
+        doc, code, links = canv._doc, ["BT 1 0 0 1 0 0 Tm"], []
         font = color = None
         for i, (pieces, used) in enumerate(self._wrapped):
             y = top - self.size - i * self.leading
             cx = x + (self._at - used if self.align == 2 else (self._at - used) / 2 if self.align == 1 else 0)
-            text.setTextOrigin(cx, y)
+            code.append(f"1 0 0 1 {cx:.2f} {y:.2f} Tm")
             for p in pieces:
-                if (p.font, p.size) != font:
-                    font = p.font, p.size
-                    text.setFont(p.font, p.size, self.leading)
-                if p.color != color:
+                if p.color is not color:  # the same colour object: Color.__eq__ is slow Python
                     color = p.color
-                    text.setFillColor(p.color)
-                text.textOut(p.text)
+                    code.append(rgb(color))
+                for name, raw in _encoded(p.font, p.text, doc):
+                    if (name, p.size) != font:
+                        font = name, p.size
+                        code.append(f"{name} {p.size:g} Tf")
+                    code.append(f"({escapePDF(raw)}) Tj")
                 if p.link:
                     lead = len(p.text) - len(p.text.lstrip(" "))
                     skip = stringWidth(" " * lead, p.font, p.size)
                     links.append((cx + skip, y, p.width - skip, p))
                 cx += p.width
-        canv.drawText(text)
+        code.append("ET")
+        canv._code.append(" ".join(code))
         for lx, y, w, p in links:
             canv.setStrokeColor(p.color)
             canv.setLineWidth(0.05 * p.size)
             canv.line(lx, y - 0.125 * p.size, lx + w, y - 0.125 * p.size)
             canv.linkURL(p.link, (lx, y - 0.25 * p.size, lx + w, y + 0.85 * p.size), relative=1)
+
+
+_direct: dict[str, frozenset[str]] = {}
+
+
+def _encoded(font: str, text: str, doc) -> list[tuple[str, bytes]]:
+    """The text as codes of the font's subsets in this document: (the subset's PDF font name, its codes).
+    Printable ASCII the font has is its own code in the first subset (reportlab's "ASCII readable"
+    subsets), so it needs no lookup character by character."""
+    ttf = getFont(font)
+    direct = _direct.get(font)
+    if direct is None:
+        readable = ttf._asciiReadable
+        direct = _direct[font] = frozenset(chr(c) for c in range(32, 128) if readable and c in ttf.face.charToGlyph)
+    if text.isascii() and direct.issuperset(text):
+        names = doc.__dict__.setdefault("first_subsets", {})  # the font's state is behind a weak dictionary
+        name = names.get(font)
+        if name is None:
+            name = names[font] = ttf.getSubsetInternalName(0, doc)
+        return [(name, text.encode("ascii"))]
+    return [(ttf.getSubsetInternalName(subset, doc), raw) for subset, raw in ttf.splitString(text, doc)]
+
+
+_rgb: dict[tuple[float, float, float], str] = {}
+
+
+def rgb(color: colors.Color) -> str:
+    """The PDF operator that sets this fill colour (made once per colour)."""
+    key = color.red, color.green, color.blue
+    op = _rgb.get(key)
+    if op is None:
+        op = f"{key[0]:.4g} {key[1]:.4g} {key[2]:.4g} rg"
+        if len(_rgb) < 4096:  # bounded: tenants have a few colours each
+            _rgb[key] = op
+    return op
 
 
 class Gap:
@@ -241,27 +297,50 @@ class Row:
             cx += w
 
 
-class Block(Flowable):
-    """A box in the platypus story or in a Table cell. A Text alone splits over pages line by line."""
+class Part(NamedTuple):
+    """A box in the story of the pages: kept on one page with the next part, or drawn after `head` (a
+    table's header row) on each page it begins."""
+    box: object
+    keep_with_next: bool = False
+    head: object | None = None
 
-    def __init__(self, box, keep_with_next: bool = False):
-        super().__init__()
-        self.box, self.keepWithNext = box, keep_with_next
 
-    def wrap(self, availWidth, availHeight):
-        self.width, self.height = self.box.measure(availWidth)
-        self.width = availWidth
-        return self.width, self.height
-
-    def split(self, availWidth, availHeight):
-        box = self.box
-        if not isinstance(box, Text):
-            return []
-        box.measure(availWidth)
-        fit = int(availHeight // box.leading)
-        if fit < 1 or fit >= len(box._wrapped):
-            return []
-        return [Block(box.part(0, fit)), Block(box.part(fit))]
-
-    def draw(self):
-        self.box.paint(self.canv, 0, self.height)
+def paginate(story: list, width: float, top: float, bottom: float) -> list[list[tuple[object, float]]]:
+    """The story (Parts and Gaps) laid down pages between `top` and `bottom`: per page, each box and its top.
+    A box goes to the next page when it does not fit, a Text is split there line by line; a Gap is dropped at
+    the top of a page."""
+    pages: list[list[tuple[object, float]]] = [[]]
+    y, empty = top, True
+    queue = list(story)
+    heights = [item.measure(width)[1] if isinstance(item, Gap) else item.box.measure(width)[1] for item in queue]
+    i = 0
+    while i < len(queue):
+        item, h = queue[i], heights[i]
+        if isinstance(item, Gap):
+            if not empty:
+                y -= h
+            i += 1
+            continue
+        need = h
+        if item.keep_with_next and i + 1 < len(queue) and not isinstance(queue[i + 1], Gap):
+            after = queue[i + 1].box
+            need += after.leading if isinstance(after, Text) else heights[i + 1]
+        if y - need < bottom:
+            box = item.box
+            fit = int((y - bottom) // box.leading) if isinstance(box, Text) and not item.keep_with_next else 0
+            if 1 <= fit < len(box._wrapped if isinstance(box, Text) else ()):
+                pages[-1].append((box.part(0, fit), y))
+                rest = box.part(fit)
+                queue[i], heights[i] = Part(rest, item.keep_with_next, item.head), rest.measure(width)[1]
+                empty = False
+            if not empty:
+                pages.append([])
+                y, empty = top, True
+                if item.head is not None:
+                    pages[-1].append((item.head, y))
+                    y -= item.head.measure(width)[1]
+                continue
+        pages[-1].append((item.box, y))
+        y, empty = y - h, False
+        i += 1
+    return pages

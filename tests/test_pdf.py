@@ -21,7 +21,7 @@ from invoicer import money  # noqa: E402
 from invoicer.branding import Branding  # noqa: E402
 from invoicer.config import load_tenants  # noqa: E402
 from invoicer.models import Event  # noqa: E402
-from invoicer.pdf import CJK, FONT, _cjk_chars, markup, register_fonts, render  # noqa: E402
+from invoicer.pdf import CJK, FONT, _cjk_chars, _script_runs, register_fonts, render  # noqa: E402
 from invoicer.pipeline import document  # noqa: E402
 
 from .conftest import shared_events  # noqa: E402
@@ -223,7 +223,8 @@ def test_names_in_any_script_come_out_as_text_in_a_font_that_has_them(name):
 
 
 def test_the_fallback_font_is_only_used_for_what_noto_lacks():
-    assert markup("Zoë & 山田") == f'Zoë &amp; <font name="{CJK}">山田</font>'
+    register_fonts()
+    assert _script_runs("Zoë & 山田") == [("Zoë & ", False), ("山田", True)]
     assert ord("山") in _cjk_chars()
     pdf = render(invoice())
     assert b"NotoSans-Regular" in pdf and b"NotoSans-Bold" in pdf and b"/FontFile2" in pdf
@@ -382,3 +383,22 @@ def test_notes_and_summary_longer_than_a_page_flow_over_pages():
     assert len(pages(pdf)) >= 3
     assert [int(m) for m in re.findall(r"Note line (\d{3})", t)] == list(range(90))
     assert [int(m) for m in re.findall(r"step(\d{3})", t)] == list(range(700))
+
+
+def test_the_qr_code_drawn_on_the_page_reads_back_as_the_payment_link():
+    """The modules as the content stream draws them (one path of rectangles under one matrix), painted
+    back into an image and decoded."""
+    zxingcpp = pytest.importorskip("zxingcpp")
+    from PIL import Image
+
+    url = "https://invoice.stripe.com/i/acct_1Nv0FGQ9RKHgCVdK/test_YWNjdF8xTnYwRkdROVJLSGdDVmRL?s=ap"
+    content = pypdf.PdfReader(io.BytesIO(render(invoice(pay_url=url)))).pages[0].get_contents().get_data().decode()
+    path = re.search(r"q ([\d.]+) 0 0 [\d.]+ ([\d.]+) ([\d.]+) cm [\d. ]+ rg ((?:-?\d+ -?\d+ \d+ 1 re ?)+) f Q", content)
+    assert path, "the QR code is one path"
+    rects = [tuple(map(int, r)) for r in re.findall(r"(-?\d+) (-?\d+) (\d+) 1 re", path[4])]
+    size = max(c + n for c, _, n in rects)
+    scale, quiet = 4, 4
+    img = Image.new("L", ((size + 2 * quiet) * scale,) * 2, 255)
+    for c, y, n in rects:
+        img.paste(0, ((c + quiet) * scale, (-y + quiet) * scale, (c + n + quiet) * scale, (-y + 1 + quiet) * scale))
+    assert [b.text for b in zxingcpp.read_barcodes(img)] == [url]
