@@ -245,7 +245,7 @@ def create_app() -> FastAPI:
             return _error(401, "unauthorized", "a bearer token is required", {"WWW-Authenticate": "Bearer"})
         return None
 
-    batcher = GroupCommit(accept_many, limit=BATCH)  # one per process: see docs/benchmarks.md
+    batcher = app.state.batcher = GroupCommit(accept_many, limit=BATCH)  # one per process (docs/benchmarks.md)
     system = metrics.SystemCollector(_queues())
     from prometheus_client import REGISTRY
 
