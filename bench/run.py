@@ -603,7 +603,7 @@ def phase_pipeline(args, results: dict) -> None:
     processed = events.get("processed", 0) + events.get("failed", 0)
     stuck = sum(n for (k, s), n in by.items() if s in ("running", "pending", "retry"))
     steady = (ended - first) if first else None
-    tasks = processed + attempts  # one process_event task per event, one delivery task per attempt
+    tasks = queued + attempts  # one map-job task per queued message (a batch of events), one per delivery attempt
     r = {"events_stored": stored, "queued_messages": queued, "finished": left == 0, "stalled": stalled,
          "left_open": left, "stuck_deliveries": stuck, "deadlocks": deadlocked,
          "deadlock_timeout": deadlock_timeout, "lease_s": settings().task_time_limit + 5,
@@ -630,8 +630,8 @@ def phase_pipeline(args, results: dict) -> None:
         f"{r['events_per_s_incl_startup']} ev/s counting the {r['startup_s']} s worker start-up)")
     say(f"  {'invoices completed (stage done)':<34} {r['invoices_per_s'] or 0:>8.1f} inv/s  "
         f"({invoices_done} of {invoices} invoices; jobs {', '.join(f'{k} {v}' for k, v in sorted(jobs.items()))})")
-    say(f"  {'Celery tasks executed':<34} {r['tasks_per_s'] or 0:>8.1f} tasks/s ({processed} process_event + "
-        f"{attempts} delivery attempts)")
+    say(f"  {'Celery tasks executed':<34} {r['tasks_per_s'] or 0:>8.1f} tasks/s ({queued} map-job messages for {processed} "
+        f"events + {attempts} delivery attempts)")
     kinds = ", ".join(f"{k} {by[(k, 'done')]}" for k in ("invoice", "pdf", "email", "sms"))
     say(f"  deliveries done: {kinds}; skipped {sum(n for (k, s), n in by.items() if s == 'skipped')}, "
         f"stuck {stuck}, dead {sum(n for (k, s), n in by.items() if s == 'dead')}; "

@@ -87,6 +87,7 @@ def persist_many(items: list[tuple[str, str, Event, str]]) -> list[tuple[int, bo
              "body": body, "status": "accepted", "received_at": now}
             for _, (tenant, source, event, body) in sorted(zip(keys, items), key=lambda pair: pair[0])]
     e = db.events.c
+    made_before = {}
     with db.engine().begin() as conn:
         made = insert_ignore_many(conn, db.events, rows, ["tenant", "source", "event_id"])
         others = set(keys) - made.keys()
@@ -103,12 +104,14 @@ def persist_many(items: list[tuple[str, str, Event, str]]) -> list[tuple[int, bo
     return out
 
 
-def accept_many(items: list[tuple[str, str, Event, str]]) -> list[tuple[int, bool]]:
-    """One group commit of the ingress: store the batch, then publish its new events as one message."""
-    out = persist_many(items)
+def store_batch(items: list[tuple[str, str, Event, str]]) -> list[tuple[int, bool]]:
+    """One group commit of the ingress (its new events are published next, by publish_batch)."""
     metrics.INGRESS_BATCH.observe(len(items))
-    publish_many([pk for pk, duplicate in out if not duplicate])
-    return out
+    return persist_many(items)
+
+
+def publish_batch(items: list, stored: list[tuple[int, bool]]) -> bool:
+    return publish_many([pk for pk, duplicate in stored if not duplicate])
 
 
 def publish(event_pk: int) -> bool:
@@ -184,17 +187,19 @@ def apply_platform_event(tenant: str, provider: str, event) -> str:
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes | JSONResponse:
     """The body, or the answer to give: 413 over the limit, 408 when it does not arrive within the
     timeout (a client trickling it would otherwise hold a connection for ever)."""
-    too_large = _error(413, "too_large", f"the body is over {limit} bytes")
+    def too_large():
+        return _error(413, "too_large", f"the body is over {limit} bytes")
+
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        return too_large
+        return too_large()
     chunks, size = [], 0
     try:
         async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    return too_large
+                    return too_large()
                 chunks.append(chunk)
     except TimeoutError:
         return _error(408, "timeout", f"the body did not arrive within {timeout:g} s", {"Connection": "close"})
@@ -215,13 +220,14 @@ PROBLEM_SCHEMAS = {
 
 def _too_deep(value, limit: int = MAX_DEPTH) -> bool:
     """True when arrays and objects nest deeper than `limit` (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
+    containers = (dict, list)
+    stack = [(value, 1)] if isinstance(value, containers) else []
+    while stack:  # only arrays and objects go on the stack: an event's hundreds of scalars are skipped
         item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+        if depth > limit:
+            return True
+        stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+                     if isinstance(v, containers))
     return False
 
 
@@ -245,7 +251,8 @@ def create_app() -> FastAPI:
             return _error(401, "unauthorized", "a bearer token is required", {"WWW-Authenticate": "Bearer"})
         return None
 
-    batcher = app.state.batcher = GroupCommit(accept_many, limit=BATCH)  # one per process (docs/benchmarks.md)
+    # one per process: with --workers N, N group commits (docs/benchmarks.md)
+    batcher = app.state.batcher = GroupCommit(store_batch, BATCH, then=publish_batch)
     system = metrics.SystemCollector(_queues())
     from prometheus_client import REGISTRY
 
