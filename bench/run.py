@@ -225,6 +225,12 @@ def line_closed(label: str, r: dict, unit: str = "req/s") -> None:
         f" generator CPU {r['generator_cpu_share']:.0%})")
 
 
+def cpu_per_request(r: dict, label: str) -> str:
+    """CPU of one process group per request, in µs: steadier than req/s on a machine others share."""
+    share = (r.get("cpu") or {}).get(label)
+    return f"{label} CPU per request {share / r['rps'] * 1e6:.0f} µs" if share and r["rps"] else f"{label} CPU: -"
+
+
 def line_open(label: str, r: dict) -> None:
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
     say(f"  {label:<34} offered {r['offered_rps']:.0f}/s, achieved {r['achieved_rps']:.0f}/s   "
@@ -471,14 +477,16 @@ def phase_ingress(args, results: dict) -> None:
         say(f"  {'trivial POST measured by wrk':<34} {r_wrk['rps']:>8.0f} req/s   p50 {r_wrk.get('p50', '-'):>9}"
             f"   p99 {r_wrk.get('p99', '-'):>9}   (C load generator: bench/load.py's own ceiling is above)")
     say(f"    {cpu_line(r_triv['cpu'])}   [trivial, closed loop]")
+    say(f"    {cpu_per_request(r_triv, 'reference app')} [trivial]; {cpu_per_request(r_val, 'reference app')}"
+        f" [validate-only]")
     say(f"  ingress: invoicer serve, POST /v1/events = validate, then a group commit (one INSERT+COMMIT to "
         f"PostgreSQL and one published message to Redis per batch); accepted = committed")
     line_closed(f"accepted events ({args.concurrency} conns)", r_ing, "ev/s")
     say(f"    {r_ing['batches']}")
-    say(f"    {cpu_line(r_ing['cpu'])}")
+    say(f"    {cpu_line(r_ing['cpu'])}; {cpu_per_request(r_ing, 'ingress')}")
     line_closed(f"accepted events ({args.wide} conns)", r_wide, "ev/s")
     say(f"    {r_wide['batches']}")
-    say(f"    {cpu_line(r_wide['cpu'])}")
+    say(f"    {cpu_line(r_wide['cpu'])}; {cpu_per_request(r_wide, 'ingress')}")
     line_open("fixed offered rate (open loop)", r_open)
     say(f"    {r_open['batches']}")
     if sustained(r_open):
@@ -495,7 +503,7 @@ def phase_ingress(args, results: dict) -> None:
         line_closed(f"accepted events ({args.concurrency} conns)", r_two, "ev/s")
         say(f"    {cpu_line(r_two['cpu'])}")
         line_closed(f"accepted events ({args.wide} conns)", r_two_wide, "ev/s")
-        say(f"    {cpu_line(r_two_wide['cpu'])}")
+        say(f"    {cpu_line(r_two_wide['cpu'])}; {cpu_per_request(r_two_wide, 'ingress x2')}")
         line_open("fixed offered rate (open loop)", r_two_open)
     best = max(r["rps"] for r in (r_ing, r_wide, r_two, r_two_wide) if r)
     met = "met" if best >= 3000 else "NOT met"
