@@ -13,13 +13,21 @@ from .config import ConfigError
 def _serve(args) -> int:
     import uvicorn
 
+    os.environ["INVOICER_SERVE_LOG_LEVEL"] = args.log_level  # for each process's serve_app()
+    app = serve_app() if args.workers == 1 else "invoicer.cli:serve_app"
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=args.workers,
+                factory=args.workers > 1, access_log=False, log_config=None)
+    return 0
+
+
+def serve_app():
+    """The ingress of one `invoicer serve` process, its logging configured (each of --workers N
+    processes builds its own app, with its own group commit and database pool)."""
     from . import logs
     from .ingress import create_app
 
-    logs.configure(args.log_level)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level,
-                workers=1, access_log=False, log_config=None)
-    return 0
+    logs.configure(os.environ.get("INVOICER_SERVE_LOG_LEVEL", "info"))
+    return create_app()
 
 
 def _metrics_dir(hostname: str | None) -> None:
@@ -306,6 +314,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--log-level", default="info")
+    s.add_argument("--workers", type=int, default=1, help="uvicorn processes on one port (default 1)")
     s.set_defaults(func=_serve)
 
     w = sub.add_parser("worker", help="run a Celery worker")

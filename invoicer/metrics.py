@@ -22,6 +22,8 @@ LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 EVENTS = Counter("invoicer_events", "Job events at the ingress, by outcome (accepted, duplicate, rejected) "
                  "and the reason for a rejection", ["outcome", "reason"])
+INGRESS_BATCH = Histogram("invoicer_ingress_batch_size", "Events stored by one group commit of the ingress",
+                          buckets=(1, 2, 5, 10, 20, 50, 100, 200))
 INVOICES = Counter("invoicer_invoices_created", "Invoices created on a platform", ["platform"])
 PROVIDER_ERRORS = Counter("invoicer_provider_errors", "Errors from platforms and channels, by typed error",
                           ["platform", "error"])

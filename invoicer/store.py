@@ -13,11 +13,33 @@ from . import db
 
 def insert_ignore(conn: Connection, table: Table, values: dict, conflict: list[str]) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING; the new primary key, or None when the row existed."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
     pk = table.primary_key.columns.values()[0]
-    row = conn.execute(stmt.returning(pk)).first()
+    row = conn.execute(_ignoring(conn, table, conflict).values(**values).returning(pk)).first()
     return row[0] if row else None
+
+
+def insert_ignore_many(conn: Connection, table: Table, rows: list[dict], conflict: list[str]) -> dict[tuple, int]:
+    """One multi-row INSERT ... ON CONFLICT DO NOTHING: {conflict key: new primary key} of the rows it
+    made. Of two rows with one key, the first in `rows` is made and the other ignored."""
+    pk = table.primary_key.columns.values()[0]
+    if conn.dialect.name == "postgresql":
+        # one short statement for any batch size: an array per column, sent in binary (%b; the text
+        # form escapes every quote of a JSON body in Python, 6x the CPU of the whole insert)
+        names = list(rows[0])
+        arrays = ", ".join(f"%b::{table.c[k].type.compile(dialect=conn.dialect)}[]" for k in names)
+        cols = ", ".join(names)
+        sql = (f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM unnest({arrays}) WITH ORDINALITY "
+               f"AS u({cols}, n) ORDER BY n "  # in the order given: the first of two copies is the one made
+               f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {pk.name}, {', '.join(conflict)}")
+        result = conn.exec_driver_sql(sql, tuple([r[k] for r in rows] for k in names))
+    else:  # executemany: SQLAlchemy sends one INSERT of many VALUES
+        result = conn.execute(_ignoring(conn, table, conflict).returning(pk, *(table.c[k] for k in conflict)), rows)
+    return {tuple(r[1:]): r[0] for r in result}
+
+
+def _ignoring(conn: Connection, table: Table, conflict: list[str]):
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
 def audit(conn: Connection, tenant: str, action: str, *, job_pk=None, event_pk=None, invoice_id=None,

@@ -24,7 +24,7 @@ def test_accepts_persists_and_enqueues_once(client, published):
     assert r.status_code == 202
     assert r.json() == {"event_id": "evt-1", "job_id": "J-1", "status_url": "/v1/jobs/acme-hvac/J-1"}
     assert stored() == 1
-    assert [s for s, _ in published] == ["invoicer.ingest.process"]
+    assert [s for s, _ in published] == ["invoicer.ingest.process_many"]
 
 
 def test_same_event_again_is_a_duplicate_and_enqueues_nothing(client, published):

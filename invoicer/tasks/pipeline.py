@@ -25,6 +25,17 @@ def process_event(self, event_pk: int) -> None:
     enqueue(follow)
 
 
+@task("invoicer.ingest.process_many", "ingest")
+def process_many(self, event_pks: list[int]) -> None:
+    """map-job for a batch the ingress stored in one commit: one transaction, the deliveries of the whole
+    batch enqueued at once; an event that cannot be applied is marked failed alone."""
+    try:
+        follow = pipeline.process_events(event_pks, reraise=(SoftTimeLimitExceeded,))
+    except SoftTimeLimitExceeded as exc:  # as process_event: the batch rolled back and is still accepted
+        raise self.retry(exc=exc, countdown=1)
+    enqueue(follow)
+
+
 def _run(delivery_id: int) -> None:
     outcome = pipeline.run_delivery(delivery_id)
     if outcome.retry_in is not None:
