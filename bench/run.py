@@ -47,9 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (BENCH, PG_SERVER, PY, ROOT, Procs, flush_redis as _flush, free_port, log_tail,  # noqa: E402
                     note, reset_database as _reset, say, wait_http)
 
-DB_NAME = "invoicer_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "invoicer_bench")  # bench/e2e.py runs on its own
 DB_URL = f"{PG_SERVER}/{DB_NAME}"
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 TMP = Path(tempfile.mkdtemp(prefix="invoicer-bench-"))
 ENV = {

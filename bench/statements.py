@@ -60,16 +60,15 @@ def main() -> int:
     p.add_argument("--json")
     args = p.parse_args()
 
-    import logging
 
     import sqlalchemy as sa
 
-    from invoicer import db, pipeline
+    from invoicer import db, logs, pipeline
     from invoicer.ingress import persist
     from invoicer.models import Event
     from invoicer.sample import generate
 
-    logging.disable(logging.INFO)
+    logs.configure("WARNING")
     admin = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))

@@ -242,7 +242,7 @@ class Member:
     """One claimed delivery of a batch, and what its side effect came to."""
     row: object
     doc: dict | None
-    started: float = 0.0
+    ms: int = 0  # time inside the side effect
     result: dict | None = None
     exc: Exception | None = None
     retryable: bool = True
@@ -374,9 +374,7 @@ def _effects(group: list[Member]) -> None:
     cfg = settings()
     first = group[0]
     started = time.monotonic()
-    for m in group:
-        m.started = started
-    if first.doc is None:
+    if first.doc is None:  # its invoice could not be loaded (logged by load_invoices)
         first.fail(RuntimeError(f"invoice {first.row.invoice_id} could not be loaded"), True, None)
         return
     tenant = tenants()[first.doc["tenant"]]
@@ -392,6 +390,9 @@ def _effects(group: list[Member]) -> None:
     except Exception as exc:  # a bug or an unexpected library error: retried, capped, then dead-lettered
         log.exception(f"{first.row.kind}.raised", **_fields(first.row, first.doc))
         first.fail(exc, True, None)
+    ms = int((time.monotonic() - started) * 1000)
+    for m in group:
+        m.ms = ms
 
 
 def _create_together(group: list[Member], tenant: Tenant, ctx: Ctx) -> None:
@@ -437,7 +438,7 @@ def _record(members: list[Member]) -> tuple[list[tuple[str, int]], list[tuple[st
     review_jobs, failed_jobs = set(), set()
     for m in members:
         r, doc = m.row, m.doc or {"tenant": "", "job_pk": None}
-        ms = int((time.monotonic() - m.started) * 1000)
+        ms = m.ms
         if m.exc is None:
             status = m.result.get("status", "done")
             done.append({"b_id": r.id, "b_status": status, "b_now": now, "b_external_id": m.result.get("external_id"),
@@ -518,8 +519,7 @@ def _observe(members: list[Member], done: list[dict], later: list) -> None:
                 metrics.INVOICES.labels(r.provider).inc()
                 if doc.get("received_at"):
                     metrics.TO_INVOICE.labels(r.provider).observe((db.utcnow() - doc["received_at"]).total_seconds())
-            log.info(f"{r.kind}.done", **_fields(r, doc), external_id=m.result.get("external_id"),
-                     ms=int((time.monotonic() - m.started) * 1000))
+            log.info(f"{r.kind}.done", **_fields(r, doc), external_id=m.result.get("external_id"), ms=m.ms)
             continue
         retry = r.id in retrying
         if not isinstance(m.exc, Throttled):
