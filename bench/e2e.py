@@ -145,7 +145,8 @@ def one_run(label: str, events: list[dict], latency_ms: int, premapped: bool, ar
         for pk in pks:
             tasks.process_event.apply_async((pk,))
 
-    workers = [base.PROCS.start(f"worker{i}-{folder.name}", [PY, str(Path(__file__)), "--worker", "--concurrency", "2",
+    workers = [base.PROCS.start(f"worker{i}-{folder.name}", [PY, str(Path(__file__)), "--worker", "--pool", args.pool,
+                                                             "--concurrency", str(args.concurrency),
                                                              "--hostname", f"e2e{i}@%h", "--log-level", "warning"],
                                 env=env) for i in range(2)]
     meter = base.CpuMeter({**{w.pid: "workers" for w in workers}, sims.pid: "simulators"})
@@ -218,6 +219,8 @@ def main() -> int:
     p.add_argument("--stall", type=float, default=10, help="a run stops after this long without progress")
     p.add_argument("--redis", help="broker URL (default redis://127.0.0.1:6379/7)")
     p.add_argument("--skip", default="", help="runs to leave out, e.g. 'b' or 'bc'")
+    p.add_argument("--pool", default="prefork", help="the workers' pool (prefork, as bench/run.py; or threads)")
+    p.add_argument("--concurrency", type=int, default=2, help="per worker (2, as bench/run.py)")
     p.add_argument("--json")
     args = p.parse_args()
 
@@ -226,7 +229,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     load = os.getloadavg()
     say(f"invoicer e2e bench: {args.events} events, tenant {TENANT} on QuickBooks + Xero, PDF, SendGrid email, "
-        f"Twilio SMS; vendor limits off (simulators and our limiter); 2 workers x -c 2; PostgreSQL "
+        f"Twilio SMS; vendor limits off (simulators and our limiter); 2 workers x {args.pool} -c {args.concurrency}; PostgreSQL "
         f"{base.DB_NAME}, {base.REDIS_URL}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     events = generate(args.events, seed=7)
     for e in events:
