@@ -286,7 +286,10 @@ def make_engine(url: str) -> Engine:
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
-    return create_engine(url, pool_size=POOL_SIZE, max_overflow=20, pool_pre_ping=True,
+    # no pre-ping: it cost a `SELECT 1` round trip per check-out (~5 per event). A connection PostgreSQL
+    # dropped (a restart) fails its first statement instead; SQLAlchemy then recycles every connection of
+    # the pool, and that one failure is a DBAPIError: a task retries it, the ingress answers 503
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=20, pool_pre_ping=False,
                          connect_args={"connect_timeout": 5})
 
 

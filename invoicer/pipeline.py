@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -22,7 +23,7 @@ from .errors import ProviderError, RateLimited
 from .models import Event
 from .providers import registry
 from .providers.ratelimit import Throttled
-from .store import audit, idempotency_key, insert_ignore, sweep
+from .store import audit, audit_row, idempotency_key, insert_ignore, sweep
 
 log = logs.get("invoicer.pipeline")
 DISCARDED = "discarded"  # a dead letter an operator gave up on (`invoicer dlq discard`)
@@ -277,81 +278,307 @@ def _add_delivery(conn, invoice_id, tenant, job_id, revision, kind, target, prov
 
 # ---------------------------------------------------------------- deliveries
 
+THREADS = 32  # side effects of one batch in flight at once (I/O: a slow vendor must not serialise a batch)
+SERIAL = {"pdf"}  # CPU-bound and reportlab keeps process-wide caches: rendered one after another
+
+
+@dataclass
+class Member:
+    """One claimed delivery of a batch, and what its side effect came to."""
+    row: object
+    doc: dict | None
+    ms: int = 0  # time inside the side effect
+    result: dict | None = None
+    exc: Exception | None = None
+    retryable: bool = True
+    retry_after: float | None = None
+
+    def fail(self, exc: Exception, retryable: bool, retry_after: float | None) -> None:
+        self.exc, self.retryable, self.retry_after = exc, retryable, retry_after
+
+
 def run_delivery(delivery_id: int) -> Outcome:
     """Claim one delivery, do its side effect, record the attempt; what to run next."""
+    out = run_deliveries([delivery_id])
+    mine = [s for kind, i, s in out.later if i == delivery_id]
+    if mine:
+        out.retry_in = mine[0]
+        out.later = [x for x in out.later if x[1] != delivery_id]
+    return out
+
+
+def _claimable(now):
+    d = db.deliveries.c
+    return or_(d.status == "pending",
+               and_(d.status == "retry", d.next_attempt_at <= now + timedelta(seconds=1)),
+               and_(d.status == "running", d.claimed_until < now))
+
+
+def run_deliveries(delivery_ids) -> Outcome:
+    """Claim many deliveries in one statement, run their side effects side by side, record every outcome
+    in one transaction and move each touched invoice on once; what to run next, and the retries
+    (`later`: a member held by another copy is looked at again when that copy's lease ends)."""
+    cfg = settings()
+    ids = sorted({int(i) for i in delivery_ids})
+    out = Outcome()
+    if not ids:
+        return out
+    now = db.utcnow()
+    with db.engine().begin() as conn:
+        rows = _claim(conn, ids, now, cfg)
+        held = set(ids) - {r.id for r in rows}
+        if held:
+            d = db.deliveries.c
+            for r in conn.execute(select(d.id, d.kind, d.claimed_until).where(d.id.in_(held), d.status == "running")):
+                # another copy holds the lease (a redelivery while it runs, or a dead worker's lease not yet
+                # expired): look again once the lease ends, rather than dropping this message
+                out.later.append((r.kind, r.id, max(0.5, (r.claimed_until - now).total_seconds() + 0.5)))
+        if not rows:
+            return out  # done, dead, or waiting for their scheduled retry
+        docs = load_invoices(conn, {r.invoice_id for r in rows})
+        members = [Member(r, docs.get(r.invoice_id)) for r in rows]
+        members += [Member(r, doc) for r, doc in _claim_siblings(conn, members, now, cfg)]
+    groups = _groups(members)
+    parallel = [g for g in groups if len(g) == 1 and g[0].row.kind not in SERIAL]
+    serial = [g for g in groups if not (len(g) == 1 and g[0].row.kind not in SERIAL)]
+    if len(parallel) > 1:
+        with ThreadPoolExecutor(min(THREADS, len(parallel))) as pool:
+            running = [pool.submit(_effects, g) for g in parallel]
+            for g in serial:
+                _effects(g)
+            for f in running:
+                f.result()
+    else:
+        for g in parallel + serial:
+            _effects(g)
+    follow, later = _record(members)
+    out.enqueue += follow
+    out.later += later
+    return out
+
+
+def _claim(conn: Connection, ids: list[int], now, cfg) -> list:
+    """Lease the claimable ones of `ids` (rows locked in id order: two overlapping claims cannot deadlock)."""
+    d = db.deliveries.c
+    locked = select(d.id).where(d.id.in_(ids), _claimable(now)).order_by(d.id).with_for_update()
+    rows = conn.execute(update(db.deliveries).where(d.id.in_(locked), _claimable(now)).values(
+        status="running", attempts=d.attempts + 1, updated_at=now,
+        claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)).returning(*db.deliveries.c)).all()
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _batchable(m: Member) -> bool:
+    """A first try of an invoice on a platform that takes many per request (create-only)."""
+    r = m.row
+    return (m.doc is not None and r.kind == "invoice" and r.attempts == 1 and registry.has(r.provider, "create_batch")
+            and not tenants()[m.doc["tenant"]].platforms[r.target].model_dump().get("send"))
+
+
+def _claim_siblings(conn: Connection, members: list[Member], now, cfg) -> list[tuple]:
+    """For a platform that takes many invoices per request: up to BATCH pending invoices of the same tenant on
+    the same platform in all, the others claimed beside these (SKIP LOCKED: never another's)."""
+    d, i = db.deliveries.c, db.invoices.c
+    have: dict[tuple, int] = {}
+    for m in members:
+        if _batchable(m):
+            key = (m.doc["tenant"], m.row.provider, m.row.target)
+            have[key] = have.get(key, 0) + 1
+    taken = [m.row.id for m in members]
+    extra = []
+    for (tenant, provider, target), n in have.items():
+        if n >= BATCH:
+            continue
+        ids = conn.execute(select(d.id).join(db.invoices, i.id == d.invoice_id).where(
+            d.kind == "invoice", d.status == "pending", d.provider == provider, d.target == target,
+            i.tenant == tenant, d.id.not_in(taken)).order_by(d.id).limit(BATCH - n)
+            .with_for_update(skip_locked=True, of=db.deliveries)).scalars().all()
+        if ids:
+            extra += conn.execute(update(db.deliveries).where(d.id.in_(ids), d.status == "pending").values(
+                status="running", attempts=d.attempts + 1, updated_at=now,
+                claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)).returning(*db.deliveries.c)).all()
+    if not extra:
+        return []
+    docs = load_invoices(conn, {r.invoice_id for r in extra})
+    return [(r, docs.get(r.invoice_id)) for r in sorted(extra, key=lambda r: r.id)]
+
+
+def _groups(members: list[Member]) -> list[list[Member]]:
+    """Members that go to a platform in one request together (Xero), every other member alone."""
+    together: dict[tuple, list[Member]] = {}
+    alone = []
+    for m in members:
+        if _batchable(m):
+            together.setdefault((m.doc["tenant"], m.row.provider, m.row.target), []).append(m)
+        else:
+            alone.append([m])
+    return [g for g in together.values()] + alone
+
+
+def _effects(group: list[Member]) -> None:
+    """Do one group's side effects; every outcome (result or typed error) is kept on its member."""
+    cfg = settings()
+    first = group[0]
+    started = time.monotonic()
+    if first.doc is None:  # its invoice could not be loaded (logged by load_invoices)
+        first.fail(RuntimeError(f"invoice {first.row.invoice_id} could not be loaded"), True, None)
+        return
+    tenant = tenants()[first.doc["tenant"]]
+    ctx = Ctx(engine=db.engine(), var_dir=cfg.var_dir, attempt=first.row.attempts, tenant=first.doc["tenant"],
+              platform=first.row.target, last_error=first.row.last_error, delivery_id=first.row.id)
+    try:
+        if len(group) > 1:
+            _create_together(group, tenant, ctx)
+        else:
+            first.result = _HANDLERS[first.row.kind](first.row, first.doc, tenant, ctx)
+    except ProviderError as exc:
+        first.fail(exc, exc.retryable, exc.retry_after)
+    except Exception as exc:  # a bug or an unexpected library error: retried, capped, then dead-lettered
+        log.exception(f"{first.row.kind}.raised", **_fields(first.row, first.doc))
+        first.fail(exc, True, None)
+    ms = int((time.monotonic() - started) * 1000)
+    for m in group:
+        m.ms = ms
+
+
+def _create_together(group: list[Member], tenant: Tenant, ctx: Ctx) -> None:
+    """Create many invoices in one request; each is then recorded (or retried) on its own."""
+    first = group[0].row
+    provider = registry.get(first.provider)(tenant.platforms[first.target].model_dump(), ctx)
+    batch = []
+    for m in group:  # an invoice the platform could never take leaves the batch, dead-lettered alone
+        try:
+            provider.check_invoice(m.doc)
+            batch.append(m)
+        except ProviderError as exc:
+            m.fail(exc, exc.retryable, exc.retry_after)
+    if not batch:
+        return
+    try:
+        created = provider.create_invoices([m.doc for m in batch], [m.row.idempotency_key for m in batch])
+    except Exception as exc:
+        # one bad invoice must not sink the others: every member retries on its own (looking itself up
+        # first), a refused one now, the others after the backoff the error calls for; only a member that
+        # fails again alone is dead-lettered, with its own reason
+        after = 0.0 if isinstance(exc, ProviderError) and not exc.retryable else \
+            (exc.retry_after if isinstance(exc, ProviderError) else None)
+        for m in batch:
+            m.fail(exc, True, after)
+        return
+    for m, c in zip(batch, created, strict=True):
+        if isinstance(c, ProviderError):  # the platform refused this one and made the others
+            m.fail(c, c.retryable, c.retry_after)
+        else:
+            m.result = {"external_id": c.external_id, "number": c.number, "url": c.url,
+                        "detail": {**c.detail, "batch": len(batch)}}
+
+
+def _record(members: list[Member]) -> tuple[list[tuple[str, int]], list[tuple[str, int, float]]]:
+    """Every member's outcome in one transaction: delivery rows, attempts and audit rows in bulk, each
+    touched invoice moved on once (locked in id order). What to run next, and the retries."""
     cfg = settings()
     eng = db.engine()
+    d = db.deliveries.c
     now = db.utcnow()
-    d = db.deliveries.c
-    with eng.begin() as conn:
-        row = conn.execute(update(db.deliveries).where(d.id == delivery_id, or_(
-            d.status == "pending",
-            and_(d.status == "retry", d.next_attempt_at <= now + timedelta(seconds=1)),
-            and_(d.status == "running", d.claimed_until < now),
-        )).values(status="running", attempts=d.attempts + 1, updated_at=now,
-                  claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5))
-            .returning(*db.deliveries.c)).first()
-        if row is None:
-            row = conn.execute(select(db.deliveries).where(d.id == delivery_id)).first()
-            if row is not None and row.status == "running":
-                # another copy holds the lease (a redelivery while it runs, or a dead worker's lease
-                # not yet expired): look again once the lease ends, rather than dropping this message
-                return Outcome(retry_in=max(0.5, (row.claimed_until - now).total_seconds() + 0.5))
-            return Outcome()  # done, dead, or waiting for its scheduled retry
-        doc = load_invoice(conn, row.invoice_id)
-    tenant = tenants()[doc["tenant"]]
-    ctx = Ctx(engine=eng, var_dir=cfg.var_dir, attempt=row.attempts, tenant=doc["tenant"], platform=row.target,
-              last_error=row.last_error, delivery_id=row.id)
-    started = time.monotonic()
-    if (row.kind == "invoice" and row.attempts == 1 and registry.has(row.provider, "create_batch")
-            and not tenant.platforms[row.target].model_dump().get("send")):  # batches are create-only
-        batch = _claim_siblings(row, doc, cfg)
-        if len(batch) > 1:
-            return _run_batch(batch, tenant, ctx, started)
-    try:
-        result = _HANDLERS[row.kind](row, doc, tenant, ctx)
-    except ProviderError as exc:
-        return _failed(row, doc, exc, exc.retryable, exc.retry_after, started)
-    except Exception as exc:  # a bug or an unexpected library error: retried, capped, then dead-lettered
-        log.exception(f"{row.kind}.raised", **_fields(row, doc))
-        return _failed(row, doc, exc, True, None, started)
-    return Outcome(enqueue=_done(row, doc, result, started))
-
-
-def _done(row, doc: dict, result: dict, started: float) -> list[tuple[str, int]]:
-    """Record a delivery's effect and attempt, move its invoice on; what to run next."""
-    eng = db.engine()
-    d = db.deliveries.c
-    delivery_id = row.id
-    try:
-        with eng.begin() as conn:
-            status = result.get("status", "done")
-            conn.execute(update(db.deliveries).where(d.id == delivery_id).values(
-                status=status, claimed_until=None, next_attempt_at=None, updated_at=db.utcnow(), last_error=None,
-                external_id=result.get("external_id"), external_number=result.get("number"),
-                url=result.get("url"), detail=result.get("detail")))
-            _attempt(conn, row, "ok", None, started)
-            audit(conn, doc["tenant"], f"{row.kind}_done" if status == "done" else f"{row.kind}_{status}",
-                  job_pk=doc["job_pk"], invoice_id=row.invoice_id, delivery_id=row.id, target=row.target,
-                  attempt=row.attempts, external_id=result.get("external_id"),
-                  **({"sha256": result["detail"]["sha256"]} if row.kind == "pdf" else {}))  # proves what was sent
+    done, failed, attempt_rows, audit_rows, later = [], [], [], [], []
+    review_jobs, failed_jobs = set(), set()
+    for m in members:
+        r, doc = m.row, m.doc or {"tenant": "", "job_pk": None}
+        ms = m.ms
+        if m.exc is None:
+            status = m.result.get("status", "done")
+            done.append({"b_id": r.id, "b_status": status, "b_now": now, "b_external_id": m.result.get("external_id"),
+                         "b_number": m.result.get("number"), "b_url": m.result.get("url"),
+                         "b_detail": m.result.get("detail")})
+            attempt_rows.append(_attempt_row(r, "ok", None, ms))
+            audit_rows.append(audit_row(
+                doc["tenant"], f"{r.kind}_done" if status == "done" else f"{r.kind}_{status}", job_pk=doc["job_pk"],
+                invoice_id=r.invoice_id, delivery_id=r.id, target=r.target, attempt=r.attempts,
+                external_id=m.result.get("external_id"),
+                **({"sha256": m.result["detail"]["sha256"]} if r.kind == "pdf" else {})))  # proves what was sent
             if status == "review":
-                conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(needs_review=True))
-            follow = advance(conn, row.invoice_id)
-    except DBAPIError:
-        # the effect happened but was not recorded: give the lease back so the retry (which looks the
-        # effect up first) runs now, not when the lease would have run out
+                review_jobs.add(doc["job_pk"])
+            continue
+        exc = m.exc
+        throttled = isinstance(exc, Throttled)  # our own limiter: the vendor was not called, no attempt spent
+        # a vendor's 429 is not a failure of the request either: wait as told (capped), without spending an
+        # attempt, so a daily limit cannot dead-letter a healthy invoice
+        limited = isinstance(exc, RateLimited) and not throttled
+        retry = throttled or limited or (m.retryable and r.attempts < cfg.max_attempts)
+        delay = backoff(r.attempts, m.retry_after) if retry else None
+        failed.append({"b_id": r.id, "b_back": 1 if throttled or limited else 0, "b_status": "retry" if retry else "dead",
+                       "b_now": now, "b_next": now + timedelta(seconds=delay) if retry else None,
+                       "b_error": f"{type(exc).__name__}: {exc}"[:500]})
+        if retry:
+            later.append((r.kind, r.id, delay))
+        if throttled:
+            continue
+        attempt_rows.append(_attempt_row(r, "retry" if retry else "dead", exc, ms))
+        audit_rows.append(audit_row(
+            doc["tenant"], "retry_scheduled" if retry else "dead_lettered", job_pk=doc["job_pk"],
+            invoice_id=r.invoice_id, delivery_id=r.id, kind=r.kind, target=r.target, attempt=r.attempts,
+            error=type(exc).__name__, reason=str(exc)[:200], **({"retry_in_s": round(delay, 2)} if retry else {})))
+        if not retry and not r.target.startswith("reminder:") and doc["job_pk"]:  # a dead reminder: the job stays done
+            failed_jobs.add(doc["job_pk"])
+    docs = {m.row.invoice_id: m.doc for m in members if m.doc is not None}
+    try:
         with eng.begin() as conn:
-            conn.execute(update(db.deliveries).where(d.id == delivery_id, d.status == "running").values(
-                status="retry", claimed_until=None, next_attempt_at=db.utcnow(), updated_at=db.utcnow()))
+            invs = lock_invoices(conn, sorted({m.row.invoice_id for m in members}))
+            if done:
+                conn.execute(update(db.deliveries).where(d.id == bindparam("b_id")).values(
+                    status=bindparam("b_status"), claimed_until=None, next_attempt_at=None, updated_at=bindparam("b_now"),
+                    last_error=None, external_id=bindparam("b_external_id"), external_number=bindparam("b_number"),
+                    url=bindparam("b_url"), detail=bindparam("b_detail")), done)
+            if failed:
+                conn.execute(update(db.deliveries).where(d.id == bindparam("b_id")).values(
+                    attempts=d.attempts - bindparam("b_back"), status=bindparam("b_status"), claimed_until=None,
+                    updated_at=bindparam("b_now"), next_attempt_at=bindparam("b_next"),
+                    last_error=bindparam("b_error")), failed)
+            if attempt_rows:
+                conn.execute(db.attempts.insert(), attempt_rows)
+            if audit_rows:
+                conn.execute(db.audit_log.insert(), audit_rows)
+            if review_jobs:
+                conn.execute(update(db.jobs).where(db.jobs.c.id.in_(review_jobs)).values(needs_review=True))
+            if failed_jobs:
+                conn.execute(update(db.jobs).where(db.jobs.c.id.in_(failed_jobs)).values(state="failed"))
+            follow = _advance_locked(conn, invs, docs)
+    except DBAPIError:
+        # the effects happened but were not recorded: give the leases back so the retries (which look the
+        # effects up first) run now, not when the leases would have run out
+        with eng.begin() as conn:
+            conn.execute(update(db.deliveries).where(d.id.in_([m.row.id for m in members]), d.status == "running")
+                         .values(status="retry", claimed_until=None, next_attempt_at=db.utcnow(),
+                                 updated_at=db.utcnow()))
         raise
-    if row.kind == "invoice":
-        metrics.INVOICES.labels(row.provider).inc()
-        if doc.get("received_at"):
-            metrics.TO_INVOICE.labels(row.provider).observe((db.utcnow() - doc["received_at"]).total_seconds())
-    log.info(f"{row.kind}.done", **_fields(row, doc), external_id=result.get("external_id"),
-             ms=int((time.monotonic() - started) * 1000))
-    return follow
+    _observe(members, done, later)
+    return follow, later
+
+
+def _observe(members: list[Member], done: list[dict], later: list) -> None:
+    """Metrics and one log line per member, once its outcome is committed."""
+    retrying = {i for _, i, _ in later}
+    for m in members:
+        r, doc = m.row, m.doc or {"tenant": "", "job": {"id": None}, "number": None}
+        if m.exc is None:
+            if r.kind == "invoice":
+                metrics.INVOICES.labels(r.provider).inc()
+                if doc.get("received_at"):
+                    metrics.TO_INVOICE.labels(r.provider).observe((db.utcnow() - doc["received_at"]).total_seconds())
+            log.info(f"{r.kind}.done", **_fields(r, doc), external_id=m.result.get("external_id"), ms=m.ms)
+            continue
+        retry = r.id in retrying
+        if not isinstance(m.exc, Throttled):
+            metrics.PROVIDER_ERRORS.labels(r.provider, type(m.exc).__name__).inc()
+            (metrics.RETRIES if retry else metrics.DEAD).labels(r.kind, r.provider).inc()
+        delay = next((s for _, i, s in later if i == r.id), None)
+        log.warning(f"{r.kind}.{'retry' if retry else 'dead'}", **_fields(r, doc), error=type(m.exc).__name__,
+                    reason=_scrub(str(m.exc)[:300], doc), **({"retry_in_s": round(delay, 2)} if retry else {}))
+
+
+def _attempt_row(row, outcome: str, exc: Exception | None, ms: int) -> dict:
+    return dict(delivery_id=row.id, number=row.attempts, outcome=outcome,
+                error_type=type(exc).__name__ if exc else None, error=str(exc)[:500] if exc else None,
+                duration_ms=ms, at=db.utcnow())
 
 
 def _scrub(text: str, doc: dict) -> str:
@@ -373,69 +600,6 @@ def _fields(row, doc: dict) -> dict:
             "attempt": row.attempts}
 
 
-def _claim_siblings(row, doc: dict, cfg) -> list[tuple]:
-    """For a platform that takes many invoices per request: this delivery and up to 49 other pending
-    ones of the same tenant on the same platform, claimed together (SKIP LOCKED: never another's)."""
-    d, i = db.deliveries.c, db.invoices.c
-    now = db.utcnow()
-    with db.engine().begin() as conn:
-        ids = conn.execute(select(d.id).join(db.invoices, i.id == d.invoice_id).where(
-            d.kind == "invoice", d.status == "pending", d.provider == row.provider, d.target == row.target,
-            i.tenant == doc["tenant"], d.id != row.id).order_by(d.id).limit(BATCH - 1)
-            .with_for_update(skip_locked=True, of=db.deliveries)).scalars().all()
-        if not ids:
-            return [(row, doc)]
-        rows = conn.execute(update(db.deliveries).where(d.id.in_(ids), d.status == "pending").values(
-            status="running", attempts=d.attempts + 1, updated_at=now,
-            claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)).returning(*db.deliveries.c)).all()
-        return [(row, doc)] + [(r, load_invoice(conn, r.invoice_id)) for r in sorted(rows, key=lambda r: r.id)]
-
-
-def _run_batch(batch: list[tuple], tenant: Tenant, ctx: Ctx, started: float) -> Outcome:
-    """Create many invoices in one request; each is then recorded (or retried) on its own."""
-    first = batch[0][0]
-    provider = registry.get(first.provider)(tenant.platforms[first.target].model_dump(), ctx)
-    refused: list[tuple[str, int, float]] = []
-    for member in list(batch):  # an invoice the platform could never take leaves the batch, dead-lettered alone
-        try:
-            provider.check_invoice(member[1])
-        except ProviderError as exc:
-            batch.remove(member)
-            outcome = _failed(member[0], member[1], exc, exc.retryable, exc.retry_after, started)
-            if outcome.retry_in is not None:
-                refused.append(("invoice", member[0].id, outcome.retry_in))
-    if not batch:
-        return Outcome(later=refused)
-    try:
-        created = provider.create_invoices([doc for _, doc in batch], [r.idempotency_key for r, _ in batch])
-    except Exception as exc:
-        # one bad invoice must not sink the others: every member retries on its own (looking itself
-        # up first), a refused one now, the others after the backoff the error calls for; only a
-        # member that fails again alone is dead-lettered, with its own reason
-        after = 0.0 if isinstance(exc, ProviderError) and not exc.retryable else \
-            (exc.retry_after if isinstance(exc, ProviderError) else None)
-        outcomes = [_failed(r, doc, exc, True, after, started) for r, doc in batch]
-        return Outcome(later=refused + [("invoice", r.id, o.retry_in) for (r, _), o in zip(batch, outcomes)
-                                        if o.retry_in is not None])
-    follow: list[tuple[str, int]] = []
-    for (r, doc), c in zip(batch, created, strict=True):
-        if isinstance(c, ProviderError):  # the platform refused this one and made the others
-            outcome = _failed(r, doc, c, c.retryable, c.retry_after, started)
-            if outcome.retry_in is not None:
-                refused.append(("invoice", r.id, outcome.retry_in))
-            continue
-        follow += _done(r, doc, {"external_id": c.external_id, "number": c.number, "url": c.url,
-                                 "detail": {**c.detail, "batch": len(batch)}}, started)
-    return Outcome(enqueue=follow, later=refused)
-
-
-def _attempt(conn, row, outcome, exc, started) -> None:
-    conn.execute(db.attempts.insert().values(
-        delivery_id=row.id, number=row.attempts, outcome=outcome,
-        error_type=type(exc).__name__ if exc else None, error=str(exc)[:500] if exc else None,
-        duration_ms=int((time.monotonic() - started) * 1000)))
-
-
 def backoff(attempt: int, retry_after: float | None = None) -> float:
     cfg = settings()
     if retry_after is not None:
@@ -443,46 +607,38 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
     return min(cfg.retry_cap, cfg.retry_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-def _failed(row, doc, exc, retryable, retry_after, started) -> Outcome:
-    cfg = settings()
-    throttled = isinstance(exc, Throttled)  # our own limiter: the vendor was not called, no attempt spent
-    # a vendor's 429 is not a failure of the request either: wait as told (capped), without spending
-    # an attempt, so a daily limit cannot dead-letter a healthy invoice
-    limited = isinstance(exc, RateLimited) and not throttled
-    retry = throttled or limited or (retryable and row.attempts < cfg.max_attempts)
-    delay = backoff(row.attempts, retry_after) if retry else None
-    now = db.utcnow()
-    with db.engine().begin() as conn:
-        conn.execute(update(db.deliveries).where(db.deliveries.c.id == row.id).values(
-            attempts=db.deliveries.c.attempts - (1 if throttled or limited else 0),
-            status="retry" if retry else "dead", claimed_until=None, updated_at=now,
-            next_attempt_at=now + timedelta(seconds=delay) if retry else None,
-            last_error=f"{type(exc).__name__}: {exc}"[:500]))
-        if throttled:
-            return Outcome(retry_in=delay)
-        _attempt(conn, row, "retry" if retry else "dead", exc, started)
-        audit(conn, doc["tenant"], "retry_scheduled" if retry else "dead_lettered", job_pk=doc["job_pk"],
-              invoice_id=row.invoice_id, delivery_id=row.id, kind=row.kind, target=row.target,
-              attempt=row.attempts, error=type(exc).__name__, reason=str(exc)[:200],
-              **({"retry_in_s": round(delay, 2)} if retry else {}))
-        if not retry and not row.target.startswith("reminder:"):  # a dead reminder does not undo a done job
-            conn.execute(update(db.jobs).where(db.jobs.c.id == doc["job_pk"]).values(state="failed"))
-    if not throttled:
-        metrics.PROVIDER_ERRORS.labels(row.provider, type(exc).__name__).inc()
-        (metrics.RETRIES if retry else metrics.DEAD).labels(row.kind, row.provider).inc()
-    log.warning(f"{row.kind}.{'retry' if retry else 'dead'}", **_fields(row, doc), error=type(exc).__name__,
-                reason=_scrub(str(exc)[:300], doc), **({"retry_in_s": round(delay, 2)} if retry else {}))
-    return Outcome(retry_in=delay)
+def lock_invoices(conn: Connection, invoice_ids: list[int]) -> list:
+    """The invoices, locked in id order (two batches touching the same invoices cannot deadlock). FOR NO KEY
+    UPDATE: serialises advancing one invoice without conflicting with the KEY SHARE locks that inserting its
+    audit rows takes (FOR UPDATE would deadlock two deliveries finishing together)."""
+    i = db.invoices.c
+    return conn.execute(select(db.invoices).where(i.id.in_(invoice_ids)).order_by(i.id)
+                        .with_for_update(key_share=True)).all()
 
 
 def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
     """Move an invoice to its next stage once the current one is complete (idempotent, race-safe)."""
-    # FOR NO KEY UPDATE: serialises advancing one invoice without conflicting with the KEY SHARE locks
-    # that inserting its audit rows takes (FOR UPDATE would deadlock two deliveries finishing together)
-    inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id)
-                       .with_for_update(key_share=True)).first()
-    rows = conn.execute(select(db.deliveries.c.kind, db.deliveries.c.status)
-                        .where(db.deliveries.c.invoice_id == invoice_id)).all()
+    return _advance_locked(conn, lock_invoices(conn, [invoice_id]), {})
+
+
+def _advance_locked(conn: Connection, invs: list, docs: dict) -> list[tuple[str, int]]:
+    """advance() for invoices already locked (in id order), their deliveries' states read in one query;
+    `docs` the invoice documents already loaded (not loaded again)."""
+    if not invs:
+        return []
+    d = db.deliveries.c
+    states: dict[int, list] = {inv.id: [] for inv in invs}
+    for invoice_id, kind, status in conn.execute(select(d.invoice_id, d.kind, d.status)
+                                                 .where(d.invoice_id.in_(list(states)))):
+        states[invoice_id].append((kind, status))
+    follow = []
+    for inv in invs:
+        follow += _advance(conn, inv, states[inv.id], docs.get(inv.id))
+    return follow
+
+
+def _advance(conn: Connection, inv, rows: list, doc: dict | None) -> list[tuple[str, int]]:
+    invoice_id = inv.id
 
     def complete(kinds):
         return all(s in TERMINAL for k, s in rows if k in kinds)
@@ -490,11 +646,15 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
     def move(to):
         conn.execute(update(db.invoices).where(db.invoices.c.id == invoice_id).values(stage=to))
 
+    def the_doc():
+        nonlocal doc
+        doc = doc or load_invoice(conn, invoice_id)
+        return doc
+
     current = inv.stage
     if current == "platforms" and complete({"invoice"}):
         move("render")
-        doc = load_invoice(conn, invoice_id)
-        return [i for i in [_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision,
+        return [i for i in [_add_delivery(conn, invoice_id, inv.tenant, the_doc()["job"]["id"], inv.revision,
                                           "pdf", "pdf", "local")] if i]
     if current == "render" and complete({"pdf"}):
         # a filing whose link stands in for ours in the messages (Drive `link_in_messages`) runs first
@@ -502,21 +662,19 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
                  if registry.has(p.provider, "attach_pdf") and p.model_dump().get("link_in_messages")]
         if first:
             move("filing")
-            doc = load_invoice(conn, invoice_id)
-            ids = [i for i in (_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision, "invoice",
-                                             *f) for f in first) if i]
+            ids = [i for i in (_add_delivery(conn, invoice_id, inv.tenant, the_doc()["job"]["id"], inv.revision,
+                                             "invoice", *f) for f in first) if i]
             if ids:
                 return ids
         current = "filing"
     if current == "filing" and complete({"invoice"}):
         move("notify")
-        doc = load_invoice(conn, invoice_id)
         tenant = tenants()[inv.tenant]
         # platforms that take the finished PDF (CRMs: capability attach_pdf) get the invoice now, beside the messages
         after = [("invoice", name, p.provider) for name, p in tenant.platforms.items()
                  if registry.has(p.provider, "attach_pdf")]
-        ids = [i for i in (_add_delivery(conn, invoice_id, inv.tenant, doc["job"]["id"], inv.revision, *m)
-                           for m in after + notify.plan(doc, tenant)) if i]
+        ids = [i for i in (_add_delivery(conn, invoice_id, inv.tenant, the_doc()["job"]["id"], inv.revision, *m)
+                           for m in after + notify.plan(the_doc(), tenant)) if i]
         if ids:
             return ids
         stage = "notify"  # every channel was skipped: nothing to wait for
@@ -528,7 +686,8 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
         conn.execute(update(db.jobs).where(db.jobs.c.id == inv.job_pk).values(
             state="done", finished_at=now, updated_at=now))
         audit(conn, inv.tenant, "job_done", job_pk=inv.job_pk, invoice_id=invoice_id)
-        received = conn.execute(select(db.events.c.received_at).where(db.events.c.id == inv.event_pk)).scalar()
+        received = doc.get("received_at") if doc else \
+            conn.execute(select(db.events.c.received_at).where(db.events.c.id == inv.event_pk)).scalar()
         if received:
             metrics.TO_NOTIFIED.observe((now - received).total_seconds())
         log.info("job.done", tenant=inv.tenant, job_pk=inv.job_pk, invoice=inv.number, event_pk=inv.event_pk)
@@ -539,16 +698,43 @@ def advance(conn: Connection, invoice_id: int) -> list[tuple[str, int]]:
 
 def load_invoice(conn: Connection, invoice_id: int) -> dict:
     """The canonical invoice as a plain dict: what providers, the PDF and messages are made from."""
-    inv = conn.execute(select(db.invoices).where(db.invoices.c.id == invoice_id)).first()
-    body, received_at = conn.execute(select(db.events.c.body, db.events.c.received_at)
-                                     .where(db.events.c.id == inv.event_pk)).one()
-    tenant = tenants()[inv.tenant]
-    doc = document(Event.model_validate_json(body), inv.tenant, tenant, inv.number, inv.issued_on, inv.due_days)
-    if doc["total"] != inv.total:  # the stored invoice is the record; the money rules must agree with it
-        raise RuntimeError(f"invoice {inv.number}: recomputed total {doc['total']} != stored {inv.total}")
-    return {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision,
-            "pay_url": _pay_url(conn, invoice_id, tenant.pay_link), "event_pk": inv.event_pk,
-            "received_at": received_at}
+    return load_invoices(conn, [invoice_id], strict=True)[invoice_id]
+
+
+def load_invoices(conn: Connection, invoice_ids, strict: bool = False) -> dict[int, dict]:
+    """load_invoice for many invoices in three queries, each event parsed once. Not strict: an invoice that
+    cannot be made into its document is left out (its deliveries fail alone), not raised."""
+    i, e, d = db.invoices.c, db.events.c, db.deliveries.c
+    ids = list(invoice_ids)
+    invs = conn.execute(select(db.invoices).where(i.id.in_(ids))).all()
+    events = {r.id: r for r in conn.execute(select(e.id, e.body, e.received_at)
+                                            .where(e.id.in_({inv.event_pk for inv in invs})))}
+    links: dict[int, list] = {}
+    for invoice_id, target, provider, url in conn.execute(select(d.invoice_id, d.target, d.provider, d.url).where(
+            d.invoice_id.in_(ids), d.kind == "invoice", d.status == "done", d.url.is_not(None)).order_by(d.id)):
+        links.setdefault(invoice_id, []).append((target, provider, url))
+    parsed: dict[int, Event] = {}
+    out = {}
+    for inv in invs:
+        try:
+            ev = events[inv.event_pk]
+            if inv.event_pk not in parsed:
+                parsed[inv.event_pk] = Event.model_validate_json(ev.body)
+            tenant = tenants()[inv.tenant]
+            doc = document(parsed[inv.event_pk], inv.tenant, tenant, inv.number, inv.issued_on, inv.due_days)
+            if doc["total"] != inv.total:  # the stored invoice is the record; the money rules must agree with it
+                raise RuntimeError(f"invoice {inv.number}: recomputed total {doc['total']} != stored {inv.total}")
+        except Exception as exc:
+            if strict:
+                raise
+            log.error("invoice.load_failed", invoice_id=inv.id, error=type(exc).__name__)
+            continue
+        out[inv.id] = {**doc, "id": inv.id, "job_pk": inv.job_pk, "revision": inv.revision,
+                       "pay_url": _pay_url(links.get(inv.id, []), tenant.pay_link), "event_pk": inv.event_pk,
+                       "received_at": ev.received_at}
+    if strict and len(out) < len(set(ids)):
+        raise LookupError(f"no invoice {sorted(set(ids) - out.keys())}")
+    return out
 
 
 def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_days: int) -> dict:
@@ -577,13 +763,11 @@ def document(event: Event, slug: str, tenant: Tenant, number: str, issued, due_d
     }
 
 
-def _pay_url(conn: Connection, invoice_id: int, platform: str | None = None) -> str | None:
+def _pay_url(links, platform: str | None) -> str | None:
     """The payment link a payment platform gave for this invoice, for the PDF and the messages: the
-    tenant's `pay_link` platform's when it names one, else the first payment platform's."""
-    d = db.deliveries.c
-    for target, provider, url in conn.execute(select(d.target, d.provider, d.url).where(
-            d.invoice_id == invoice_id, d.kind == "invoice", d.status == "done", d.url.is_not(None))
-            .order_by(d.id)):
+    tenant's `pay_link` platform's when it names one, else the first payment platform's. `links`: the
+    (target, provider, url) of the invoice's done platforms, in id order."""
+    for target, provider, url in links:
         if registry.has(provider, "payment_link") and platform in (None, target):
             return url
     return None

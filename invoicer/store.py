@@ -42,11 +42,15 @@ def _ignoring(conn: Connection, table: Table, conflict: list[str]):
     return dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
-def audit(conn: Connection, tenant: str, action: str, *, job_pk=None, event_pk=None, invoice_id=None,
-          delivery_id=None, **detail) -> None:
-    conn.execute(db.audit_log.insert().values(
-        tenant=tenant, action=action, job_pk=job_pk, event_pk=event_pk, invoice_id=invoice_id,
-        delivery_id=delivery_id, detail=detail or None))
+def audit(conn: Connection, tenant: str, action: str, **fields) -> None:
+    conn.execute(db.audit_log.insert().values(**audit_row(tenant, action, **fields)))
+
+
+def audit_row(tenant: str, action: str, *, job_pk=None, event_pk=None, invoice_id=None, delivery_id=None,
+              **detail) -> dict:
+    """One audit_log row as values (many are inserted in one statement by the pipeline's batches)."""
+    return dict(tenant=tenant, action=action, job_pk=job_pk, event_pk=event_pk, invoice_id=invoice_id,
+                delivery_id=delivery_id, detail=detail or None, at=db.utcnow())
 
 
 def idempotency_key(*parts) -> str:

@@ -85,12 +85,32 @@ def task(name: str, queue: str, **options):
                     retry_jitter=True, max_retries=30, **options)
 
 
+PER_MESSAGE = 50  # delivery ids per task message
+
+
 def enqueue(follow: list[tuple[str, int]], countdown: float | None = None) -> None:
-    """Publish delivery tasks; called only after the transaction that made them has committed."""
+    """Publish delivery tasks, the ids grouped by task into messages of up to PER_MESSAGE, all on one
+    producer connection; called only after the transaction that made them has committed."""
     from .pipeline import BY_KIND
 
+    by_task: dict = {}
     for kind, delivery_id in follow:
-        BY_KIND[kind].apply_async((delivery_id,), countdown=countdown)
+        by_task.setdefault(BY_KIND[kind], []).append(delivery_id)
+    if not by_task:
+        return
+    with app.producer_or_acquire() as producer:
+        for task, ids in by_task.items():
+            for at in range(0, len(ids), PER_MESSAGE):
+                task.apply_async((ids[at:at + PER_MESSAGE],), countdown=countdown, producer=producer)
+
+
+def enqueue_later(later: list[tuple[str, int, float]]) -> None:
+    """Publish retries, (kind, id, seconds): those due at about the same time share messages."""
+    by_when: dict[float, list] = {}
+    for kind, delivery_id, seconds in later:
+        by_when.setdefault(round(seconds, 1), []).append((kind, delivery_id))
+    for seconds, follow in by_when.items():
+        enqueue(follow, countdown=seconds)
 
 
 def redrive(events: list[int], deliveries: list[tuple[str, int]], invoices: list[int]) -> dict:

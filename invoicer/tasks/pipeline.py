@@ -1,11 +1,11 @@
-"""Thin tasks: take an id, call the domain code, publish what comes next."""
+"""Thin tasks: take ids, call the domain code, publish what comes next."""
 from __future__ import annotations
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError
 
 from .. import pipeline
-from . import enqueue, task
+from . import enqueue, enqueue_later, task
 
 
 @task("invoicer.ingest.process", "ingest")
@@ -36,30 +36,27 @@ def process_many(self, event_pks: list[int]) -> None:
     enqueue(follow)
 
 
-def _run(delivery_id: int) -> None:
-    outcome = pipeline.run_delivery(delivery_id)
-    if outcome.retry_in is not None:
-        kind = pipeline.delivery_kind(delivery_id)
-        enqueue([(kind, delivery_id)], countdown=outcome.retry_in)
-    for kind, other, seconds in outcome.later:
-        enqueue([(kind, other)], countdown=seconds)
+def _run(delivery_ids: list[int] | int) -> None:
+    """Run a batch of deliveries (a bare id: a message queued before batches)."""
+    outcome = pipeline.run_deliveries([delivery_ids] if isinstance(delivery_ids, int) else delivery_ids)
+    enqueue_later(outcome.later)
     enqueue(outcome.enqueue)
 
 
 @task("invoicer.invoices.create", "invoices")
-def create_invoice(self, delivery_id: int) -> None:
-    """create-invoice on one platform, under the delivery's idempotency key."""
-    _run(delivery_id)
+def create_invoice(self, delivery_ids: list[int] | int) -> None:
+    """create-invoice on platforms, each under its delivery's idempotency key."""
+    _run(delivery_ids)
 
 
 @task("invoicer.render.pdf", "render")
-def render_pdf(self, delivery_id: int) -> None:
-    _run(delivery_id)
+def render_pdf(self, delivery_ids: list[int] | int) -> None:
+    _run(delivery_ids)
 
 
 @task("invoicer.notify.send", "notify")
-def send_message(self, delivery_id: int) -> None:
-    _run(delivery_id)
+def send_message(self, delivery_ids: list[int] | int) -> None:
+    _run(delivery_ids)
 
 
 BY_KIND = {"invoice": create_invoice, "pdf": render_pdf, "email": send_message, "sms": send_message,
