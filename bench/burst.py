@@ -37,7 +37,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,8 +45,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (PG_SERVER, PY, Procs, flush_redis as _flush, free_port, log_tail, note,  # noqa: E402
-                    reset_database as _reset, say, wait_http)
+from common import (PG_SERVER, PY, Procs, finish, flush_redis as _flush, free_port, log_tail, note,  # noqa: E402
+                    reset_database as _reset, say, wait_http, wait_workers as _wait_workers)
 
 DB_NAME = "invoicer_burst"
 DB_URL = f"{PG_SERVER}/{DB_NAME}"
@@ -96,28 +95,6 @@ def our_limits(slug: str) -> dict[str, list[tuple[int, float, int]]]:
 
 def limits_text(limits: dict) -> str:
     return " + ".join(f"{b} {c}/{p:g} s burst {u}" for b, rates in limits.items() for c, p, u in rates)
-
-
-def wait_workers(names: list[str], workers: list[subprocess.Popen], timeout: float = 60) -> None:
-    """Until every worker answers a broadcast ping (remote control over the broker)."""
-    from celery import Celery
-
-    app = Celery(broker=REDIS_URL)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for w in workers:
-                if w.poll() is not None:
-                    raise RuntimeError(f"{w.bench_name} exited early:\n{log_tail(w)}")
-            answered = set()
-            for reply in app.control.ping(timeout=1.0) or []:
-                answered.update(reply)
-            if all(any(a.startswith(n + "@") for a in answered) for n in names):
-                return
-            time.sleep(0.3)
-    finally:
-        app.close()
-    raise RuntimeError(f"the workers did not answer a ping within {timeout:.0f} s")
 
 
 # ---------------------------------------------------------------- state: database and Redis
@@ -405,7 +382,7 @@ def run_platform(slug: str, jobs: int, args) -> dict:
         beat = None if args.no_beat else PROCS.start("beat", me + ["beat", "--log-level", "warning"], env, folder)
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/readyz", ingress, 60)
-        wait_workers(names, workers, 60)
+        _wait_workers(REDIS_URL, names, workers, 60)
         note("ingress, 2 workers x 4 pool processes" + ("" if beat is None else " and beat") + " are up")
 
         sampler = Sampler(invoice_counter(slug, sim))
@@ -619,15 +596,7 @@ def main() -> int:
         args.keep = True
         code = 1
     finally:
-        PROCS.stop_all()
-        try:
-            flush_redis()
-        except Exception:
-            pass
-        if args.json and results["runs"]:
-            Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-        if not args.keep:
-            shutil.rmtree(TMP, ignore_errors=True)
+        finish(PROCS, REDIS_URL, TMP, args.keep, args.json, results if results["runs"] else None)
     return code
 
 
