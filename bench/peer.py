@@ -109,13 +109,13 @@ def fresh(db_name: str, redis_url: str) -> None:
     config.reset()
 
 
-def start_ingress(procs: Procs, env: dict) -> str:
+def start_ingress(procs: Procs, env: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env["INVOICER_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     ingress = procs.start("ingress", [PY, "-m", "invoicer.cli", "serve", "--port", str(port),
                                       "--log-level", "warning"], env)
     wait_http(f"http://127.0.0.1:{port}/readyz", ingress, 60)
-    return f"http://127.0.0.1:{port}"
+    return ingress, f"http://127.0.0.1:{port}"
 
 
 def start_workers(procs: Procs, env: dict, redis_url: str, count: int, concurrency: int, pool: str,
@@ -178,7 +178,7 @@ def last_effect(db, kind: str) -> float | None:
 
 def phase_door(args, procs: Procs, env: dict, bodies: Path, n: int) -> dict:
     fresh(DB_NAME, args.redis)
-    base = start_ingress(procs, env)
+    _, base = start_ingress(procs, env)
     r = post_load(procs, f"{base}/v1/events", bodies, n, args.connections, timeout=120 + n / 20)
     procs.stop_all()
     r["loadavg"] = loadavg()
@@ -189,7 +189,7 @@ def phase_e2e(args, procs: Procs, env: dict, bodies: Path, n: int) -> dict:
     from invoicer import db
 
     fresh(DB_NAME, args.redis)
-    base = start_ingress(procs, env)
+    _, base = start_ingress(procs, env)
     workers = start_workers(procs, env, args.redis, args.workers, args.concurrency, args.pool)
     note(f"ingress and {args.workers} workers x {args.concurrency} ({args.pool}) are up; posting {n} events")
     door: dict = {}
