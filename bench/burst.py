@@ -37,7 +37,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,8 +45,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (PG_SERVER, PY, Procs, flush_redis as _flush, free_port, log_tail, note,  # noqa: E402
-                    reset_database as _reset, say, wait_http)
+from common import (PG_SERVER, PY, Procs, finish, flush_redis as _flush, free_port, log_tail, note,  # noqa: E402
+                    loadavg, reset_database as _reset, say, wait_http,
+                    wait_workers as _wait_workers)
 
 DB_NAME = "invoicer_burst"
 DB_URL = f"{PG_SERVER}/{DB_NAME}"
@@ -81,6 +81,46 @@ VENDOR_TEXT = {
     "xero": "60/min and 5000/day per organisation, 5 concurrent",
     "stripe": "25/s per test key, search 20/s",
 }
+# The workers: "flat" is 2 x prefork --concurrency 4 on every queue; "split" is docker-compose.yml's
+# deployment, a prefork worker for the CPU-bound queues and a threads worker for the platform calls and
+# messages, so a pool process waiting for the vendor's limiter never holds up the mapping of jobs.
+TOPOLOGY = {
+    "flat": [["--concurrency", "4"], ["--concurrency", "4"]],
+    "split": [["--pool", "prefork", "--concurrency", "2", "--queues", "ingest,render,beat"],
+              ["--pool", "threads", "--concurrency", "8", "--queues", "invoices,notify"]],
+}
+TOPOLOGY_TEXT = {"flat": "2 workers x prefork --concurrency 4, every queue",
+                 "split": "prefork -c 2 on ingest,render,beat + threads -c 8 on invoices,notify"}
+
+
+def xero_floor(invoices: int, customers: int, latency_s: float | None) -> list[str]:
+    """The least Xero's published limits allow for `invoices` new invoices over `customers` new
+    contacts, and how it is derived; then what invoicer's own limiter allows for the same calls."""
+    import math
+
+    from invoicer.providers.xero import adapter
+
+    puts = math.ceil(invoices / adapter.BATCH)
+    lookups = math.ceil(customers / adapter.LOOKUP)
+    creates = math.ceil(customers / adapter.BATCH)
+    calls = puts + lookups + creates
+    rounds = 1 + 1 + math.ceil(puts / adapter.CONCURRENCY)  # lookups in parallel, then creates, then the PUTs
+    minute, day = VENDOR_LIMITS["xero"]["org"]
+    waits = max(0, math.ceil(calls / minute[0]) - 1) * minute[1]
+    (m_count, m_per, m_burst), _ = our_limits("xero")["org"]
+    ours = max(0.0, (calls - m_burst) * m_per / m_count)
+    lat = f" x {latency_s:.2f} s (this run's mean call) = {rounds * latency_s:.1f} s" if latency_s else ""
+    return [
+        f"{invoices} invoices over {customers} new contacts need at least {calls} calls: {puts} PUT /Invoices "
+        f"({adapter.BATCH} each, summarizeErrors=false), {lookups} GET /Contacts (where= for {adapter.LOOKUP} each) "
+        f"and {creates} PUT /Contacts ({adapter.BATCH} each)",
+        f"{calls} calls against {minute[0]} a minute: the minute limit makes them wait {waits:.0f} s; {calls} of "
+        f"{day[0]} a day; {adapter.CONCURRENCY} at once: {rounds} round trips one after another{lat}",
+        f"=> the floor at Xero's limits is those {rounds} round trips, not a minute; invoicer's limiter "
+        f"({m_count}/{m_per:g} s after a burst of {m_burst}) lets {calls} calls through in {ours:.1f} s",
+    ]
+
+
 def our_limits(slug: str) -> dict[str, list[tuple[int, float, int]]]:
     """invoicer's own limiter for a platform, read from the adapter: bucket -> [(count, per s, burst)]."""
     if slug in ("quickbooks", "xero"):
@@ -96,28 +136,6 @@ def our_limits(slug: str) -> dict[str, list[tuple[int, float, int]]]:
 
 def limits_text(limits: dict) -> str:
     return " + ".join(f"{b} {c}/{p:g} s burst {u}" for b, rates in limits.items() for c, p, u in rates)
-
-
-def wait_workers(names: list[str], workers: list[subprocess.Popen], timeout: float = 60) -> None:
-    """Until every worker answers a broadcast ping (remote control over the broker)."""
-    from celery import Celery
-
-    app = Celery(broker=REDIS_URL)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for w in workers:
-                if w.poll() is not None:
-                    raise RuntimeError(f"{w.bench_name} exited early:\n{log_tail(w)}")
-            answered = set()
-            for reply in app.control.ping(timeout=1.0) or []:
-                answered.update(reply)
-            if all(any(a.startswith(n + "@") for a in answered) for n in names):
-                return
-            time.sleep(0.3)
-    finally:
-        app.close()
-    raise RuntimeError(f"the workers did not answer a ping within {timeout:.0f} s")
 
 
 # ---------------------------------------------------------------- state: database and Redis
@@ -172,11 +190,14 @@ class CallLog:
     def __init__(self, sim):
         self.calls: list[tuple] = []
         self.batches: list[int] = []
+        self.durations: list[float] = []  # seconds the simulator took to answer each PUT /Invoices
         orig = sim.handle
 
         def handle(request):
             t = time.monotonic()
             reply = orig(request)
+            if request.method == "PUT" and request.path.endswith("/Invoices"):
+                self.durations.append(time.monotonic() - t)
             self.calls.append((t, request.method, request.path, request.query, reply.status,
                                (reply.headers or {}).get("X-Rate-Limit-Problem")))
             if request.method == "PUT" and request.path.endswith("/Invoices") and reply.status == 200:
@@ -398,15 +419,16 @@ def run_platform(slug: str, jobs: int, args) -> dict:
         me = [PY, "-m", "invoicer.cli"]
         env["INVOICER_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         ingress = PROCS.start("ingress", me + ["serve", "--port", str(port), "--log-level", "warning"], env, folder)
-        names = [f"burst{i}" for i in range(2)]
-        workers = [PROCS.start(f"worker{i}", me + ["worker", "--concurrency", "4", "--hostname", f"{n}@%h",
-                                                   "--log-level", "warning"], env, folder)
-                   for i, n in enumerate(names)]
+        names = [f"burst{i}" for i in range(len(TOPOLOGY[args.topology]))]
+        workers = [PROCS.start(f"worker{i}", me + ["worker", *opts, "--hostname", f"{n}@%h", "--log-level", "warning"],
+                               env, folder)
+                   for i, (n, opts) in enumerate(zip(names, TOPOLOGY[args.topology]))]
         beat = None if args.no_beat else PROCS.start("beat", me + ["beat", "--log-level", "warning"], env, folder)
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/readyz", ingress, 60)
-        wait_workers(names, workers, 60)
-        note("ingress, 2 workers x 4 pool processes" + ("" if beat is None else " and beat") + " are up")
+        _wait_workers(REDIS_URL, names, workers, 60)
+        note(f"ingress, workers ({args.topology}: {TOPOLOGY_TEXT[args.topology]})" + ("" if beat is None else " and beat")
+             + " are up")
 
         sampler = Sampler(invoice_counter(slug, sim))
         sampler.start()
@@ -504,6 +526,8 @@ def run_platform(slug: str, jobs: int, args) -> dict:
             "vendor_min_s": round(vmin, 1), "limiter_min_s": round(omin, 1),
             "calls_per_invoice": round(len(ok_paths) / created, 2) if created else None,
             "customer_calls": customer_calls, "xero_batches": calls.batches,
+            "mean_call_s": round(statistics.mean(calls.durations), 3) if calls.durations else None,
+            "day_burst_spent_s": day_burst_spent(slug, api, started),
             "customer_calls_per_customer": round(customer_calls / customers, 2) if customers else None,
             "jobs_by_state": jobs_by, "deliveries": {f"{k}.{s}": n for (k, s), n in sorted(by.items())},
             "invoice_attempts": {f"{o}{'/' + e if e else ''}": n for o, e, n in inv_attempts},
@@ -521,6 +545,15 @@ def run_platform(slug: str, jobs: int, args) -> dict:
             sampler.halt.set()
         PROCS.stop_all()
         box.stop()
+
+
+def day_burst_spent(slug: str, api: list[tuple], started: float) -> float | None:
+    """When invoicer's daily bucket ran out of burst (after which Xero calls go one per 18 s)."""
+    if slug != "xero":
+        return None
+    _, (_, _, burst) = our_limits("xero")["org"]
+    ok = [c[0] for c in api if c[4] != 429]
+    return round(ok[burst - 1] - started, 1) if len(ok) >= burst else None
 
 
 def estimate_full(slug: str, r: dict, ok_paths: list[str]) -> dict:
@@ -567,6 +600,13 @@ def report(r: dict) -> None:
         say(f"  other vendor errors          {r['other_errors']}")
     say(f"  least time for these calls   vendor limits {fmt_s(r['vendor_min_s'])}; invoicer's limiter "
         f"{fmt_s(r['limiter_min_s'])}; the calls took {fmt_s(r['calls_window_s'])} (first to last)")
+    if r.get("day_burst_spent_s") is not None:
+        (_, _, _), (d_count, d_per, d_burst) = our_limits("xero")["org"]
+        say(f"  daily budget                 the limiter's daily burst of {d_burst} calls was spent after "
+            f"{r['day_burst_spent_s']} s; from then on one call per {d_per / d_count:.0f} s")
+    if slug == "xero":
+        for line in xero_floor(r["invoices_on_platform"], r["customers"], r.get("mean_call_s")):
+            say(f"  floor                        {line}")
     say(f"  pipeline                     jobs {r['jobs_by_state']}; invoice attempts {r['invoice_attempts']}; "
         f"invoice step (ok attempts, incl. limiter waits) mean {(r['invoice_step_ms'] or {}).get('mean')} ms, "
         f"p50 {(r['invoice_step_ms'] or {}).get('p50')} ms, max {(r['invoice_step_ms'] or {}).get('max')} ms; "
@@ -588,6 +628,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, help="drain limit per platform in s (default: quickbooks 900, "
                                                  "stripe 1500, xero 3600)")
     p.add_argument("--no-beat", action="store_true", help="run no beat (no sweep)")
+    p.add_argument("--topology", choices=sorted(TOPOLOGY), default="flat",
+                   help="flat: 2 x prefork -c 4 on every queue (default); split: docker-compose's worker-cpu + worker-io")
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--keep", action="store_true", help=f"keep the scratch folder (logs) under {tempfile.gettempdir()}")
     try:
@@ -604,7 +646,8 @@ def main() -> int:
     results: dict = {"date": date, "machine": {"cpus": os.cpu_count(), "python": platform_mod.python_version(),
                                                "platform": platform_mod.platform()}, "runs": []}
     say(f"invoicer burst {date}: {os.cpu_count()} CPUs, Python {platform_mod.python_version()}; PostgreSQL "
-        f"{DB_NAME}, Redis db 6; 2 workers x --concurrency 4{'' if args.no_beat else ' + beat'}; scratch {TMP}")
+        f"{DB_NAME}, Redis db 6; {TOPOLOGY_TEXT[args.topology]}{'' if args.no_beat else ' + beat'}; load average "
+        f"{loadavg()}; scratch {TMP}")
     t0 = time.monotonic()
     code = 0
     try:
@@ -619,15 +662,7 @@ def main() -> int:
         args.keep = True
         code = 1
     finally:
-        PROCS.stop_all()
-        try:
-            flush_redis()
-        except Exception:
-            pass
-        if args.json and results["runs"]:
-            Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-        if not args.keep:
-            shutil.rmtree(TMP, ignore_errors=True)
+        finish(PROCS, REDIS_URL, TMP, args.keep, args.json, results if results["runs"] else None)
     return code
 
 

@@ -122,3 +122,67 @@ def flush_redis(url: str) -> None:
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
+
+
+def loadavg() -> str:
+    """The machine's 1, 5 and 15 minute load averages, as /proc/loadavg says."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def post_load(procs: Procs, url: str, bodies: Path, count: int, concurrency: int, timeout: float) -> dict:
+    """bench/load.py, closed loop, run to completion: its JSON summary (rps, p50_ms, p99_ms, statuses ...)."""
+    import json
+
+    argv = [PY, str(BENCH / "load.py"), "--url", url, "--bodies", str(bodies), "--count", str(count),
+            "--concurrency", str(concurrency)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc.bench_name = "load"  # type: ignore[attr-defined]
+    procs.running.append(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the load generator did not finish within {timeout:.0f} s") from None
+    finally:
+        procs.stop(proc, grace=2)
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed: {err.decode(errors='replace')[-2000:]}")
+    return json.loads(out)
+
+
+def wait_workers(broker: str, names: list[str], workers: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Until every worker answers a broadcast ping (remote control over the broker)."""
+    from celery import Celery
+
+    app = Celery(broker=broker)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for w in workers:
+                if w.poll() is not None:
+                    raise RuntimeError(f"{w.bench_name} exited early:\n{log_tail(w)}")
+            answered = set()
+            for reply in app.control.ping(timeout=1.0) or []:
+                answered.update(reply)
+            if all(any(a.startswith(n + "@") for a in answered) for n in names):
+                return
+            time.sleep(0.3)
+    finally:
+        app.close()
+    raise RuntimeError(f"the workers did not answer a ping within {timeout:.0f} s")
+
+
+def finish(procs: Procs, redis_url: str, tmp: Path, keep: bool, json_path: str | None, results: dict | None) -> None:
+    """The end of every run: stop what was started, flush the benchmark's Redis database, write the
+    figures when asked, remove the scratch folder unless kept."""
+    import json
+    import shutil
+
+    procs.stop_all()
+    try:
+        flush_redis(redis_url)
+    except Exception:
+        pass
+    if json_path and results:
+        Path(json_path).write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
