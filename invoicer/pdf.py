@@ -52,6 +52,10 @@ KINDS = ("labor", "material", "fee")
 _FONT_CHARS: dict[str, frozenset[int]] = {}
 _fonts = threading.Lock()  # threads-pool workers: a thread never sees a font half registered
 
+# font subsets kept per font and process: new customer names keep making new ones, each ~40-80 KB with
+# its templates (bench/memory.py: 256 let a pool process grow ~16 MB); a miss costs ~1 ms once
+SUBSETS_KEPT = 32
+
 
 # ---------------------------------------------------------------- fonts and text
 
@@ -73,7 +77,7 @@ class _Face(TTFontFace):
             raw = TTFontFace.makeSubset(self, subset)
             hit = (raw, pdfdoc.PDFZCompress.encode(raw))
             with self._cache_lock:
-                if len(cache) >= 256:  # bounded: drop the oldest
+                if len(cache) >= SUBSETS_KEPT:  # bounded: drop the oldest
                     cache.pop(next(iter(cache)))
                 cache[key] = hit
         return hit
@@ -161,7 +165,7 @@ class _Font(TTFont):
                 hit = (_template(font, doc), _template(descriptor, doc),
                        pdfdoc.PDFZCompress.encode(makeToUnicodeCMap(base, subset)))
                 with self._cache_lock:
-                    if len(cache) >= 256:  # bounded: drop the oldest
+                    if len(cache) >= SUBSETS_KEPT:  # bounded: drop the oldest
                         cache.pop(next(iter(cache)))
                     cache[key] = hit
             font_t, descriptor_t, cmap_bytes = hit

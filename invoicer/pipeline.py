@@ -384,16 +384,19 @@ def _claim_siblings(conn: Connection, members: list[Member], now, cfg) -> list[t
             key = (m.doc["tenant"], m.row.provider, m.row.target)
             have[key] = have.get(key, 0) + 1
     taken = [m.row.id for m in members]
+    # pending, or only held back by our own limiter (a throttled wait spends no attempt): a batch that
+    # leaves them behind breaks up into one-invoice calls at the tail of a burst (bench/burst.py)
+    waiting = or_(d.status == "pending", and_(d.status == "retry", d.attempts == 0))
     extra = []
     for (tenant, provider, target), n in have.items():
         if n >= BATCH:
             continue
         ids = conn.execute(select(d.id).join(db.invoices, i.id == d.invoice_id).where(
-            d.kind == "invoice", d.status == "pending", d.provider == provider, d.target == target,
+            d.kind == "invoice", waiting, d.provider == provider, d.target == target,
             i.tenant == tenant, d.id.not_in(taken)).order_by(d.id).limit(BATCH - n)
             .with_for_update(skip_locked=True, of=db.deliveries)).scalars().all()
         if ids:
-            extra += conn.execute(update(db.deliveries).where(d.id.in_(ids), d.status == "pending").values(
+            extra += conn.execute(update(db.deliveries).where(d.id.in_(ids), waiting).values(
                 status="running", attempts=d.attempts + 1, updated_at=now,
                 claimed_until=now + timedelta(seconds=cfg.task_time_limit + 5)).returning(*db.deliveries.c)).all()
     if not extra:
