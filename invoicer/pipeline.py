@@ -109,14 +109,19 @@ def process_events(event_pks: list[int], reraise: tuple = ()) -> list[tuple[str,
     of its own: the outcome is that of applying them one by one. An event that cannot be applied is
     marked failed alone (fail_event) and the rest go on; the database failing (any other DBAPIError)
     or an exception of `reraise` (the task's soft time limit) rolls the whole batch back for a retry.
-    The jobs that exist are locked first, all at once and in one order, so two workers' batches
-    wait for each other rather than deadlock. The platform deliveries to start."""
+    The batch's tenants' invoice counters, then the jobs that exist, are locked first, all at once and in
+    one order, so two workers' batches wait for each other rather than deadlock. The platform deliveries to start."""
     follow, failed = [], []
     e, j = db.events.c, db.jobs.c
     with db.engine().begin() as conn:
         evs = conn.execute(select(db.events).where(e.id.in_(event_pks), e.status == "accepted").order_by(e.id)).all()
         jobs = sorted({(ev.tenant, ev.job_id) for ev in evs})
         if jobs:
+            # the tenants' invoice counters first: a batch holds one from its first invoice to its commit, and
+            # one that took it after inserting a new job another batch also has would deadlock with that batch
+            c = db.counters.c
+            conn.execute(select(c.tenant).where(c.tenant.in_({t for t, _ in jobs}), c.name == "invoice")
+                         .order_by(c.tenant).with_for_update()).all()
             conn.execute(select(j.id).where(tuple_(j.tenant, j.job_id).in_(jobs))
                          .order_by(j.tenant, j.job_id).with_for_update()).all()
         for ev in evs:
